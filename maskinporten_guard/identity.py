@@ -93,6 +93,7 @@ class Identity:
         pid: the national identity number of a pid-restricted token.
         system_user: the Altinn system user, for system-user tokens.
         consents: Altinn consents the token carries.
+        kid: the id of the key that signed the token.
         claims: every claim of the token, read-only.
     """
 
@@ -110,6 +111,7 @@ class Identity:
     pid: str | None = None
     system_user: SystemUser | None = None
     consents: tuple[Consent, ...] = ()
+    kid: str = ""
     claims: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property

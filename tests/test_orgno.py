@@ -16,7 +16,11 @@ from maskinporten_guard.orgno import is_valid_orgno
         pytest.param("99182582", False, id="eight-digits"),
         pytest.param("9918258270", False, id="ten-digits"),
         pytest.param("99182582a", False, id="letter"),
-        pytest.param("９９１８２５８２７", False, id="fullwidth-digits"),
+        pytest.param(
+            "\uff19\uff19\uff11\uff18\uff12\uff15\uff18\uff12\uff17",
+            False,
+            id="fullwidth-digits",
+        ),
         pytest.param("", False, id="empty"),
     ],
 )

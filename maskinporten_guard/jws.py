@@ -1,0 +1,152 @@
+"""
+Strict parsing of a compact JWS, before any key lookup or signature check.
+
+A Maskinporten access token is `header.payload.signature`, each part base64url
+without padding, the first two UTF-8 JSON objects. This module refuses anything
+else, in one pass and before the cryptography runs:
+
+- not exactly three non-empty base64url parts (a five-part JWE is named as such);
+- padding, characters outside the base64url alphabet, or non-canonical trailing
+  bits (which would let one signature be written in several ways);
+- JSON that is not an object, not UTF-8, has duplicate members (RFC 7515
+  section 5.2 lets parsers pick either; this one refuses), NaN or Infinity, or
+  nests deeper than the parser allows;
+- a token longer than `max_bytes`;
+- an `alg` outside the allow-list, checked here so that `none` and the HMAC
+  algorithms never reach a key lookup or the network (RFC 8725 section 3.1);
+- `crit` (RFC 7515 section 4.1.11: no extension is understood here), `zip`,
+  and the key-locating parameters `jku`, `x5u`, `jwk` and `x5c`, which would
+  let the token choose its own key (RFC 8725 section 3.10). Maskinporten sends
+  none of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any, NamedTuple
+
+from .errors import MalformedToken, UnsupportedAlgorithm
+
+__all__ = ["ParsedToken", "parse_compact"]
+
+_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+
+# In a final group of two or three characters, the last one carries bits that
+# fall outside the decoded bytes; canonical encoders leave them zero.
+_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+
+_REFUSED_HEADERS = frozenset({"crit", "zip", "jku", "x5u", "jwk", "x5c", "enc"})
+_ACCEPTED_TYP = frozenset({"JWT", "at+jwt", "at+JWT", "application/at+jwt"})
+_MAX_KID = 256
+
+
+class ParsedToken(NamedTuple):
+    """A compact JWS taken apart and checked for shape, not yet for trust."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+    alg: str
+    kid: str
+
+
+class _DuplicateMember(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateMember("duplicate member")
+
+    return result
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_decoder = json.JSONDecoder(
+    object_pairs_hook=_object_without_duplicates, parse_constant=_refuse_constant
+)
+
+
+def _b64decode(part: str, what: str) -> bytes:
+    rest = len(part) % 4
+    if rest == 1 or (rest and part[-1] not in _CANONICAL_LAST[rest]):
+        raise MalformedToken(f"the token's {what} is not canonical base64url")
+    try:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except binascii.Error as exc:
+        raise MalformedToken(f"the token's {what} is not base64url") from exc
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = _decoder.decode(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise MalformedToken(f"the token's {what} is not UTF-8") from exc
+    except _DuplicateMember as exc:
+        raise MalformedToken(f"the token's {what} has duplicate members") from exc
+    except (ValueError, RecursionError) as exc:
+        raise MalformedToken(f"the token's {what} is not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise MalformedToken(f"the token's {what} is not a JSON object")
+
+    return value
+
+
+def parse_compact(
+    token: str, *, algorithms: frozenset[str], max_bytes: int
+) -> ParsedToken:
+    """
+    Take a compact JWS apart, refusing every shape Maskinporten never issues.
+
+    Args:
+        token: the bearer token as sent.
+        algorithms: the `alg` values to accept.
+        max_bytes: the longest token accepted.
+
+    Raises:
+        MalformedToken: the token is not a strict compact JWS.
+        UnsupportedAlgorithm: `alg` is not in the allow-list.
+    """
+    if len(token) > max_bytes:
+        raise MalformedToken(f"the token is longer than {max_bytes} bytes")
+    match = _COMPACT.fullmatch(token)
+    if match is None:
+        if token.count(".") == 4:
+            raise MalformedToken("encrypted tokens (JWE) are not accepted")
+        raise MalformedToken(
+            "the token is not a compact JWS: three base64url parts joined by dots"
+        )
+    head_part, body_part, sig_part = match.groups()
+
+    header = _json_object(_b64decode(head_part, "header"), "header")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in algorithms:
+        raise UnsupportedAlgorithm(
+            "the token's alg is not one of the accepted RSA algorithms"
+        )
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > _MAX_KID:
+        raise MalformedToken("the token's header has no usable kid")
+    refused = _REFUSED_HEADERS.intersection(header)
+    if refused:
+        raise MalformedToken(
+            f"the token's header carries {', '.join(sorted(refused))}, which "
+            "Maskinporten never sends and this verifier does not honour"
+        )
+    typ = header.get("typ")
+    if typ is not None and typ not in _ACCEPTED_TYP:
+        raise MalformedToken("the token's typ is not an access token type")
+
+    claims = _json_object(_b64decode(body_part, "payload"), "payload")
+    signature = _b64decode(sig_part, "signature")
+    signing_input = token[: match.end(2)].encode("ascii")
+
+    return ParsedToken(header, claims, signing_input, signature, alg, kid)

@@ -1,0 +1,275 @@
+"""
+Verify a Maskinporten access token: parse, find the key, check the signature
+and the claims, and answer the verified `Identity`.
+
+`Verifier` is for async code (ASGI); `SyncVerifier` for threads (WSGI). Both
+run the same `_Core` and differ only in how they wait for a key. A token seen
+before is answered from a bounded cache keyed by its SHA-256, so a consumer
+that reuses its token for the token's lifetime pays for one signature check;
+`exp` is rechecked on every hit, and so is the presence of the signing key, so
+a key withdrawn from the JWKS stops its cached tokens too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+from cachetools import LRUCache
+from jwt.algorithms import RSAAlgorithm
+
+from .claims import read_identity
+from .clock import Clock, system_clock
+from .errors import InvalidSignature, MalformedToken, UnsupportedAlgorithm
+from .identity import Identity
+from .jws import ParsedToken, parse_compact
+from .keys import AsyncKeySource, SyncKeySource, VerificationKey
+from .metrics import Metrics, NullMetrics
+from .settings import Settings
+
+__all__ = ["AsyncKeys", "SyncKeys", "SyncVerifier", "Verifier", "VerifierStats"]
+
+_ALGORITHMS = {
+    "RS256": RSAAlgorithm(RSAAlgorithm.SHA256),
+    "RS384": RSAAlgorithm(RSAAlgorithm.SHA384),
+    "RS512": RSAAlgorithm(RSAAlgorithm.SHA512),
+}
+
+
+class AsyncKeys(Protocol):
+    """Where an async verifier finds signing keys (see `keys.AsyncKeySource`)."""
+
+    def cached(self, kid: str) -> VerificationKey | None:
+        """The key for `kid` if it is at hand, without waiting."""
+
+    async def get_key(self, kid: str) -> VerificationKey:
+        """The key for `kid`, fetching the key set if needed."""
+
+    async def prefetch(self) -> bool:
+        """Fetch the key set now; False when that failed."""
+
+    async def aclose(self) -> None:
+        """Stop background work and close what the source opened."""
+
+
+class SyncKeys(Protocol):
+    """Where a sync verifier finds signing keys (see `keys.SyncKeySource`)."""
+
+    def cached(self, kid: str) -> VerificationKey | None:
+        """The key for `kid` if it is at hand, without waiting."""
+
+    def get_key(self, kid: str) -> VerificationKey:
+        """The key for `kid`, fetching the key set if needed."""
+
+    def prefetch(self) -> bool:
+        """Fetch the key set now; False when that failed."""
+
+    def close(self) -> None:
+        """Stop background work and close what the source opened."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierStats:
+    """How the verified-token cache is doing."""
+
+    cache_hits: int
+    cache_misses: int
+    cache_size: int
+
+
+class _Core:
+    """Everything about verification that does not wait for a key."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._algorithms = frozenset(settings.algorithms)
+        self._cache: LRUCache[bytes, Identity] | None = (
+            LRUCache(settings.token_cache_size) if settings.token_cache_size else None
+        )
+        # cachetools caches reorder entries on read, so every access is locked.
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def cache_key(self, token: str) -> bytes:
+        return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+    def remembered(self, key: bytes) -> Identity | None:
+        """The cached identity for a token, if it is still within its `exp`."""
+        if self._cache is None:
+            return None
+        with self._lock:
+            identity = self._cache.get(key)
+            if identity is None:
+                self.misses += 1
+                return None
+            if identity.expires_at <= self.clock() - self.settings.leeway:
+                del self._cache[key]
+                self.misses += 1
+                return None
+            self.hits += 1
+
+        return identity
+
+    def parse(self, token: str) -> ParsedToken:
+        if not isinstance(token, str):
+            raise MalformedToken("the token is not text")
+
+        return parse_compact(
+            token,
+            algorithms=self._algorithms,
+            max_bytes=self.settings.max_token_bytes,
+        )
+
+    def finish(
+        self, cache_key: bytes, parsed: ParsedToken, key: VerificationKey
+    ) -> Identity:
+        """Check the signature and the claims, then remember the identity."""
+        if key.alg is not None and key.alg != parsed.alg:
+            raise UnsupportedAlgorithm(
+                "the token's alg does not match the algorithm of its key"
+            )
+        algorithm = _ALGORITHMS[parsed.alg]
+        if len(parsed.signature) * 8 != key.size or not algorithm.verify(
+            parsed.signing_input, key.public_key, parsed.signature
+        ):
+            raise InvalidSignature("the token's signature does not verify")
+
+        identity = read_identity(
+            parsed.claims, self.settings, self.clock(), kid=parsed.kid
+        )
+        if self._cache is not None:
+            with self._lock:
+                self._cache[cache_key] = identity
+
+        return identity
+
+    def stats(self) -> VerifierStats:
+        size = len(self._cache) if self._cache is not None else 0
+
+        return VerifierStats(self.hits, self.misses, size)
+
+
+class Verifier:
+    """
+    Verify tokens in async code; one instance serves the whole application.
+
+    Args:
+        settings: the issuer and the rules to verify against.
+        keys: where signing keys come from; by default an `AsyncKeySource`
+            fetching the issuer's JWKS.
+        clock: the time source, injectable for tests.
+        metrics: where the key source reports its counters.
+        client: an httpx client for the default key source to use.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        keys: AsyncKeys | None = None,
+        *,
+        clock: Clock = system_clock,
+        metrics: Metrics | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.keys: AsyncKeys = keys or AsyncKeySource(
+            settings, client=client, clock=clock, metrics=metrics or NullMetrics()
+        )
+        self._core = _Core(settings, clock)
+
+    async def verify(self, token: str) -> Identity:
+        """
+        Verify `token` and answer who it speaks for.
+
+        Raises:
+            InvalidToken: the token is not acceptable (a 401).
+            ConsumerNotAllowed: the consumer is outside `allowed_consumers`.
+            KeysUnavailable: no usable signing keys could be had (a 503).
+        """
+        core = self._core
+        cache_key = core.cache_key(token)
+        identity = core.remembered(cache_key)
+        if identity is not None and self.keys.cached(identity.kid):
+            return identity
+
+        parsed = core.parse(token)
+        key = self.keys.cached(parsed.kid) or await self.keys.get_key(parsed.kid)
+
+        return core.finish(cache_key, parsed, key)
+
+    async def prefetch(self) -> bool:
+        """Fetch the key set now; answers False (and logs) when it fails."""
+        return await self.keys.prefetch()
+
+    async def aclose(self) -> None:
+        """Stop background refreshes and close the clients this verifier made."""
+        await self.keys.aclose()
+
+    def stats(self) -> VerifierStats:
+        """Hits and misses of the verified-token cache."""
+        return self._core.stats()
+
+
+class SyncVerifier:
+    """
+    Verify tokens in threaded code (WSGI); thread-safe, one per process.
+
+    Args:
+        settings: the issuer and the rules to verify against.
+        keys: where signing keys come from; by default a `SyncKeySource`.
+        clock: the time source, injectable for tests.
+        metrics: where the key source reports its counters.
+        client: an httpx client for the default key source to use.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        keys: SyncKeys | None = None,
+        *,
+        clock: Clock = system_clock,
+        metrics: Metrics | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.settings = settings
+        self.keys: SyncKeys = keys or SyncKeySource(
+            settings, client=client, clock=clock, metrics=metrics or NullMetrics()
+        )
+        self._core = _Core(settings, clock)
+
+    def verify(self, token: str) -> Identity:
+        """
+        Verify `token` and answer who it speaks for.
+
+        Raises:
+            InvalidToken: the token is not acceptable (a 401).
+            ConsumerNotAllowed: the consumer is outside `allowed_consumers`.
+            KeysUnavailable: no usable signing keys could be had (a 503).
+        """
+        core = self._core
+        cache_key = core.cache_key(token)
+        identity = core.remembered(cache_key)
+        if identity is not None and self.keys.cached(identity.kid):
+            return identity
+
+        parsed = core.parse(token)
+        key = self.keys.cached(parsed.kid) or self.keys.get_key(parsed.kid)
+
+        return core.finish(cache_key, parsed, key)
+
+    def prefetch(self) -> bool:
+        """Fetch the key set now; answers False (and logs) when it fails."""
+        return self.keys.prefetch()
+
+    def close(self) -> None:
+        """Stop background refreshes and close the clients this verifier made."""
+        self.keys.close()
+
+    def stats(self) -> VerifierStats:
+        """Hits and misses of the verified-token cache."""
+        return self._core.stats()
