@@ -21,7 +21,6 @@ what Maskinporten issues and what Digdir asks of a provider:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -47,12 +46,10 @@ def _time(claims: Mapping[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 <= value < _MAX_TIME
-    ):
+    # Exact types: bool is an int subclass, and JSON numbers are int or float.
+    # The range check also refuses NaN and the infinities a float can hold.
+    kind = type(value)
+    if (kind is not int and kind is not float) or not 0 <= value < _MAX_TIME:
         raise InvalidClaim(name, f"the token's {name} claim is not a valid time")
 
     return float(value)
@@ -131,7 +128,7 @@ def read_org(value: object, name: str, settings: Settings) -> OrgId:
     Only `0192:<orgno>` under `iso6523-actorid-upis` is accepted by default.
     The orgno is never taken as "whatever follows the last colon".
     """
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         raise InvalidClaim(name, f"the token's {name} claim is not an object")
     authority = value.get("authority")
     ident = value.get("ID")

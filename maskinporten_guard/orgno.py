@@ -9,6 +9,8 @@ ISO 6523 code for Enhetsregisteret.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 __all__ = ["NORWEGIAN_ICD", "ORGNO_AUTHORITY", "is_valid_orgno"]
 
 ORGNO_AUTHORITY = "iso6523-actorid-upis"
@@ -17,12 +19,14 @@ NORWEGIAN_ICD = "0192"
 _WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)
 
 
+@lru_cache(maxsize=4096)
 def is_valid_orgno(value: str) -> bool:
     """
     Tell whether `value` is a nine-digit orgno with a correct check digit.
 
     Only ASCII digits count: a fullwidth or Arabic-Indic digit is refused even
-    though `str.isdigit` would accept it.
+    though `str.isdigit` would accept it. Answers are cached, since the same
+    few consumers call again and again.
     """
     if len(value) != 9 or not value.isascii() or not value.isdigit():
         return False

@@ -96,6 +96,8 @@ class _Core:
         self.misses = 0
 
     def cache_key(self, token: str) -> bytes:
+        if self._cache is None:
+            return b""
         return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
     def remembered(self, key: bytes) -> Identity | None:
