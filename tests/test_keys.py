@@ -561,3 +561,49 @@ def _prefetch(kind: str, settings: Settings) -> KeySourceStatus:
         return source.status()
 
     return anyio.run(run)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], float] = {}
+        self.gauges: dict[str, float] = {}
+
+    def increment(self, name: str, value: float = 1.0, **labels: str) -> None:
+        key = (name, labels.get("outcome", ""))
+        self.counts[key] = self.counts.get(key, 0) + value
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        self.gauges[name] = value
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        """Not recorded."""
+
+
+def test_metrics_count_fetch_outcomes(issuer: _Issuer, clock: ManualClock) -> None:
+    """Each fetch is counted by outcome, and the key set size is reported."""
+    metrics = _Recorder()
+    client = httpx.Client(transport=httpx.MockTransport(issuer.handle))
+    source = SyncKeySource(_settings(), client=client, clock=clock, metrics=metrics)
+    source.prefetch()
+    issuer.down = True
+    source.prefetch()
+
+    assert metrics.counts[("key_fetches", "ok")] == 1
+    assert metrics.counts[("key_fetches", "error")] == 1
+    assert metrics.gauges["key_set_size"] == 1
+
+
+def test_sync_refresh_runs_in_a_thread(issuer: _Issuer, clock: ManualClock) -> None:
+    """A due refresh on the sync source runs in a daemon thread; the caller goes on."""
+    source = issuer.sync_source(clock)
+    kid = issuer.fake.current_key.kid
+    source.get_key(kid)
+    clock.advance(REFRESH * 0.95)
+    key = source.cached(kid)
+
+    assert key is not None
+    assert key.kid == kid
+    for thread in threading.enumerate():
+        if thread.name == "maskinporten-guard-keys":
+            thread.join(timeout=5)
+    assert issuer.fetches == 2
