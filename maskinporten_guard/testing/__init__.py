@@ -10,5 +10,6 @@ installed) offers them as fixtures.
 from __future__ import annotations
 
 from ._issuer import OMIT, FakeMaskinporten, SigningKey, b64url, org
+from ._server import IssuerServer
 
-__all__ = ["OMIT", "FakeMaskinporten", "SigningKey", "b64url", "org"]
+__all__ = ["OMIT", "FakeMaskinporten", "IssuerServer", "SigningKey", "b64url", "org"]
