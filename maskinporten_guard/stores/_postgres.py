@@ -95,8 +95,9 @@ class PostgresStore:
     """
     A `GrantStore` in a PostgreSQL schema, shared by any number of writers.
 
-    A broken connection (the server restarted) fails the write that meets it;
-    the pool replaces it and the ledger retries the same batch later.
+    Connections are checked when taken from the pool, so one the server
+    dropped is replaced; a server that is down fails the write, and the ledger
+    retries the same batch later.
     """
 
     def __init__(
@@ -128,6 +129,8 @@ class PostgresStore:
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
+            # A connection the server dropped is replaced before use, not failed on.
+            check=pool_module.ConnectionPool.check_connection,
             open=False,
             name="maskinporten-guard",
         )
