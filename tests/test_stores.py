@@ -208,7 +208,9 @@ def test_store_from_env_reads_the_variable() -> None:
 def test_unreachable_postgres_is_a_store_error() -> None:
     """A closed port fails fast with StoreError, not a hang."""
     with pytest.raises(StoreError, match="PostgreSQL"):
-        open_store("postgresql://postgres@127.0.0.1:1/test?connect_timeout=1")
+        open_store(
+            "postgresql://postgres@127.0.0.1:1/test?connect_timeout=1&pool_timeout=0.5"
+        )
 
 
 def _write_from_process(url: str, rounds: int) -> None:

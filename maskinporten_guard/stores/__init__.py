@@ -4,7 +4,8 @@ Grant stores: where the ledger's counts are kept, chosen by URL.
     memory://                           in this process only (tests)
     sqlite:///relative/grants.db        an SQLite file (the default)
     sqlite:////var/lib/app/grants.db    an absolute path takes a fourth slash
-    postgresql://user@host/db?schema=s  PostgreSQL; `schema` defaults to public
+    postgresql://user@host/db?schema=s  PostgreSQL; `schema` defaults to public,
+                                        `pool_timeout` (seconds) to 5
 
 `open_store` builds the store and creates or checks its schema;
 `store_from_env` reads the URL from `MASKINPORTEN_GRANTS_STORE`.
@@ -58,10 +59,20 @@ DEFAULT_STORE_URL = "sqlite:///maskinporten-grants.db"
 def _postgres(url: str) -> PostgresStore:
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((value for name, value in query if name == "schema"), "public")
-    rest = urlencode([(name, value) for name, value in query if name != "schema"])
+    ours = {name: value for name, value in query if name in ("schema", "pool_timeout")}
+    rest = urlencode([(name, value) for name, value in query if name not in ours])
+    try:
+        timeout = float(ours.get("pool_timeout", "5"))
+    except ValueError:
+        raise ConfigurationError(
+            f"{STORE_ENV_VAR}: pool_timeout must be a number of seconds"
+        ) from None
 
-    return PostgresStore(urlunsplit(parts._replace(query=rest)), schema=schema)
+    return PostgresStore(
+        urlunsplit(parts._replace(query=rest)),
+        schema=ours.get("schema", "public"),
+        timeout=timeout,
+    )
 
 
 def open_store(url: str) -> GrantStore:
