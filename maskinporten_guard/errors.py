@@ -4,6 +4,7 @@ Every error maskinporten-guard raises, in one tree.
     MaskinportenGuardError
     ├── ConfigurationError          a setting is wrong; raised at start-up
     ├── KeyFetchError               one JWKS or metadata fetch failed (internal)
+    ├── StoreError                  the grant store failed or holds a newer schema
     └── AuthError                   a request is refused; knows its HTTP answer
         ├── InvalidRequest          400 invalid_request
         ├── MissingToken            401, no error attribute (RFC 6750 section 3.1)
@@ -38,6 +39,7 @@ __all__ = [
     "MalformedToken",
     "MaskinportenGuardError",
     "MissingToken",
+    "StoreError",
     "TokenExpired",
     "UnknownKey",
     "UnsupportedAlgorithm",
@@ -75,6 +77,15 @@ class ConfigurationError(MaskinportenGuardError, ValueError):
 
 class KeyFetchError(MaskinportenGuardError):
     """One fetch of the issuer metadata or key set failed."""
+
+
+class StoreError(MaskinportenGuardError):
+    """
+    The grant store could not be opened, read or written.
+
+    The ledger keeps its counts and retries when a write fails; a report
+    raises it to the caller.
+    """
 
 
 class AuthError(MaskinportenGuardError):
