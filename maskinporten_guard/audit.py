@@ -122,6 +122,17 @@ class AuditLog:
         )
         self._lock = threading.Lock()
 
+    def wants(self, allowed: bool) -> bool:
+        """
+        Tell whether an event of this outcome would be logged at all.
+
+        Callers check this first so that no event is built for a level that
+        is switched off.
+        """
+        level = self._allow_level if allowed else self._deny_level
+
+        return self._logger.isEnabledFor(level)
+
     def emit(self, event: AuditEvent) -> bool:
         """
         Log `event` if its level is enabled and the volume rules let it through.

@@ -109,18 +109,27 @@ class AuthError(MaskinportenGuardError):
         if reason is not None:
             self.reason = reason
 
-    def www_authenticate(self, realm: str, scope: str | None = None) -> str | None:
+    def www_authenticate(
+        self,
+        realm: str,
+        scope: str | None = None,
+        *,
+        include_description: bool = True,
+    ) -> str | None:
         """
         Build the `WWW-Authenticate` value for this error (RFC 6750 section 3).
 
         Args:
             realm: the protection realm, chosen by the provider.
             scope: the space-separated scopes that would have been enough.
+            include_description: add `error_description`.
         """
         parts = [f'Bearer realm="{safe_text(realm, 128)}"']
         if self.error is not None:
             parts.append(f'error="{self.error}"')
-            parts.append(f'error_description="{safe_text(self.description, 200)}"')
+            if include_description:
+                description = safe_text(self.description, 200)
+                parts.append(f'error_description="{description}"')
         if scope:
             parts.append(f'scope="{safe_text(scope, 512)}"')
 
@@ -206,8 +215,18 @@ class InsufficientScope(AuthError):
         super().__init__(description)
         self.required = required
 
-    def www_authenticate(self, realm: str, scope: str | None = None) -> str | None:
-        return super().www_authenticate(realm, scope or " ".join(self.required))
+    def www_authenticate(
+        self,
+        realm: str,
+        scope: str | None = None,
+        *,
+        include_description: bool = True,
+    ) -> str | None:
+        return super().www_authenticate(
+            realm,
+            scope or " ".join(self.required),
+            include_description=include_description,
+        )
 
 
 class ConsumerNotAllowed(AuthError):
@@ -233,5 +252,11 @@ class KeysUnavailable(AuthError):
         super().__init__(description)
         self.retry_after = retry_after
 
-    def www_authenticate(self, realm: str, scope: str | None = None) -> str | None:
+    def www_authenticate(
+        self,
+        realm: str,
+        scope: str | None = None,
+        *,
+        include_description: bool = True,
+    ) -> str | None:
         return None

@@ -18,39 +18,17 @@ from maskinporten_guard import (
     UnsupportedAlgorithm,
 )
 from maskinporten_guard.errors import AuthError
-from maskinporten_guard.keys import VerificationKey
-from maskinporten_guard.testing import OMIT, FakeMaskinporten, b64url, org
+from maskinporten_guard.testing import (
+    OMIT,
+    AsyncStaticKeys,
+    FakeMaskinporten,
+    StaticKeys,
+    b64url,
+    org,
+)
 from maskinporten_guard.verifier import SyncVerifier, Verifier
 
 NOW = 1_760_000_000.0
-
-
-class StaticKeys:
-    """Keys taken straight from a fake issuer, with no HTTP in between."""
-
-    def __init__(self, fake: FakeMaskinporten) -> None:
-        self.fake = fake
-        self.lookups = 0
-
-    def cached(self, kid: str) -> VerificationKey | None:
-        for key in self.fake.keys:
-            if key.kid == kid:
-                public = key.private_key.public_key()
-                return VerificationKey(kid, public, "RS256", public.key_size)
-        return None
-
-    def get_key(self, kid: str) -> VerificationKey:
-        self.lookups += 1
-        key = self.cached(kid)
-        if key is None:
-            raise UnknownKey("no published key has the token's kid")
-        return key
-
-    def prefetch(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
@@ -571,16 +549,6 @@ def test_async_verifier_matches_sync(
     fake: FakeMaskinporten, clock: ManualClock
 ) -> None:
     """The async verifier answers the same identity through the same core."""
-
-    class AsyncStaticKeys(StaticKeys):
-        async def get_key(self, kid: str) -> VerificationKey:  # type: ignore[override]
-            return StaticKeys.get_key(self, kid)
-
-        async def prefetch(self) -> bool:  # type: ignore[override]
-            return True
-
-        async def aclose(self) -> None:
-            pass
 
     settings = Settings.custom(fake.issuer)
     verifier = Verifier(settings, AsyncStaticKeys(fake), clock=clock)

@@ -3,13 +3,24 @@ A testing kit for APIs protected by maskinporten-guard.
 
 `FakeMaskinporten` makes keys and mints tokens shaped exactly like the ones
 Maskinporten issues; `IssuerServer` serves its metadata and key set over real
-HTTP on 127.0.0.1. The pytest plugin (loaded automatically once the package is
-installed) offers them as fixtures.
+HTTP on 127.0.0.1; `StaticKeys` and `AsyncStaticKeys` hand its keys to a
+verifier with no HTTP at all. The pytest plugin (loaded automatically once the
+package is installed) offers them as fixtures.
 """
 
 from __future__ import annotations
 
 from ._issuer import OMIT, FakeMaskinporten, SigningKey, b64url, org
+from ._keys import AsyncStaticKeys, StaticKeys
 from ._server import IssuerServer
 
-__all__ = ["OMIT", "FakeMaskinporten", "IssuerServer", "SigningKey", "b64url", "org"]
+__all__ = [
+    "OMIT",
+    "AsyncStaticKeys",
+    "FakeMaskinporten",
+    "IssuerServer",
+    "SigningKey",
+    "StaticKeys",
+    "b64url",
+    "org",
+]
