@@ -9,7 +9,16 @@ installed) offers them as fixtures.
 
 from __future__ import annotations
 
-from ._issuer import OMIT, FakeMaskinporten, SigningKey, b64url, org
-from ._server import IssuerServer
+from ._issuer import OMIT, FakeMaskinporten, SigningKey, b64url, jwk_thumbprint, org
+from ._server import IssuerServer, RegisteredClient
 
-__all__ = ["OMIT", "FakeMaskinporten", "IssuerServer", "SigningKey", "b64url", "org"]
+__all__ = [
+    "OMIT",
+    "FakeMaskinporten",
+    "IssuerServer",
+    "RegisteredClient",
+    "SigningKey",
+    "b64url",
+    "jwk_thumbprint",
+    "org",
+]
