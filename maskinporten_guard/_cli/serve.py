@@ -14,10 +14,12 @@ instead, and its `kid` then selects the client as Maskinporten does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -116,8 +118,14 @@ def _checked_orgno(orgno: str) -> str:
     return orgno
 
 
-def _wait_for_stop() -> None:
-    """Block until Ctrl-C or SIGTERM."""
+@contextlib.contextmanager
+def _stop_signal() -> Iterator[threading.Event]:
+    """
+    An event set by SIGTERM, installed before anything is printed.
+
+    A parent that reads the URLs and at once sends SIGTERM must find the
+    handler in place, or the process would die without stopping the server.
+    """
     stop = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -125,12 +133,18 @@ def _wait_for_stop() -> None:
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _wait(stop: threading.Event) -> None:
+    """Block until SIGTERM sets `stop`, or Ctrl-C."""
+    try:
         while not stop.wait(0.2):
             pass
     except KeyboardInterrupt:
         pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command(name="serve-issuer", epilog=__doc__.split("\n\n", 1)[1])
@@ -192,10 +206,17 @@ def serve_issuer_command(
         server.register_client(
             spec.client_id, spec.public_key, spec.consumer, spec.scopes
         )
+    with _stop_signal() as stop:
+        _serve(server, specs, stop)
+
+
+def _serve(
+    server: IssuerServer, specs: list[ClientSpec], stop: threading.Event
+) -> None:
     try:
         server.start()
     except OSError as exc:
-        raise UsageProblem(f"cannot listen on 127.0.0.1:{port}: {exc}") from None
+        raise UsageProblem(f"cannot listen on 127.0.0.1:{server.port}: {exc}") from None
     try:
         click.echo(f"issuer:   {server.url}")
         click.echo(f"metadata: {server.metadata_uri}")
@@ -206,6 +227,6 @@ def serve_issuer_command(
         click.echo("Press Ctrl-C to stop.")
         sys.stdout.flush()
         logger.info("serving a development issuer at %s", server.url)
-        _wait_for_stop()
+        _wait(stop)
     finally:
         server.stop()
