@@ -10,17 +10,19 @@ package is installed) offers them as fixtures.
 
 from __future__ import annotations
 
-from ._issuer import OMIT, FakeMaskinporten, SigningKey, b64url, org
+from ._issuer import OMIT, FakeMaskinporten, SigningKey, b64url, jwk_thumbprint, org
 from ._keys import AsyncStaticKeys, StaticKeys
-from ._server import IssuerServer
+from ._server import IssuerServer, RegisteredClient
 
 __all__ = [
     "OMIT",
     "AsyncStaticKeys",
     "FakeMaskinporten",
     "IssuerServer",
+    "RegisteredClient",
     "SigningKey",
     "StaticKeys",
     "b64url",
+    "jwk_thumbprint",
     "org",
 ]

@@ -10,6 +10,7 @@ test can also build every malformed variant a real attacker could send.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import threading
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..clock import Clock, system_clock
 
-__all__ = ["OMIT", "FakeMaskinporten", "SigningKey", "b64url", "org"]
+__all__ = ["OMIT", "FakeMaskinporten", "SigningKey", "b64url", "jwk_thumbprint", "org"]
 
 OMIT: Any = object()
 """Pass as a claim or header value to leave that member out of a token."""
@@ -70,12 +71,31 @@ def org(orgno: str, authority: str = "iso6523-actorid-upis") -> dict[str, str]:
     return {"authority": authority, "ID": f"0192:{orgno}"}
 
 
+def jwk_thumbprint(public_key: rsa.RSAPublicKey) -> str:
+    """
+    The RFC 7638 SHA-256 thumbprint of an RSA public key, base64url.
+
+    The same key always gets the same thumbprint, so it serves as a `kid` that
+    two processes sharing one key file agree on without talking.
+    """
+    numbers = public_key.public_numbers()
+    members = {"e": _uint(numbers.e), "kty": "RSA", "n": _uint(numbers.n)}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True)
+
+    return b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+
+
 @dataclass(frozen=True)
 class SigningKey:
     """A private key the fake signs with, and the kid it publishes it under."""
 
     kid: str
     private_key: rsa.RSAPrivateKey
+
+    @classmethod
+    def from_private_key(cls, private_key: rsa.RSAPrivateKey) -> SigningKey:
+        """Wrap an existing key, published under its RFC 7638 thumbprint."""
+        return cls(jwk_thumbprint(private_key.public_key()), private_key)
 
     def jwk(self, **extra: Any) -> dict[str, Any]:
         """The public JWK, shaped like the ones Maskinporten publishes."""
@@ -105,6 +125,8 @@ class FakeMaskinporten:
         issuer: the `iss` to mint with; `IssuerServer` sets it to its own URL.
         clock: the time tokens are minted at.
         key_size: RSA key size in bits for the keys it makes.
+        key: sign with this key instead of a new one, for example one loaded
+            from a file that another process signs with too.
     """
 
     def __init__(
@@ -113,13 +135,14 @@ class FakeMaskinporten:
         *,
         clock: Clock = system_clock,
         key_size: int = 2048,
+        key: SigningKey | None = None,
     ) -> None:
         self.issuer = issuer
         self.clock = clock
         self.key_size = key_size
         self._next_key = 0
         self._lock = threading.Lock()
-        self.keys: list[SigningKey] = [self.new_key()]
+        self.keys: list[SigningKey] = [key or self.new_key()]
         self.extra_jwks: list[dict[str, Any]] = []
 
     @property
