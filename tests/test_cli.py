@@ -197,6 +197,20 @@ def test_json_output(maskinporten: FakeMaskinporten, jwks_file: Path) -> None:
     assert {c["name"] for c in report["checks"]} >= {"signature", "iss", "scope"}
 
 
+@pytest.mark.parametrize("json_output", [False, True], ids=["text", "json"])
+def test_pid_is_never_printed(
+    maskinporten: FakeMaskinporten, jwks_file: Path, json_output: bool
+) -> None:
+    """A pid-restricted token's national id stays out of the output."""
+    token = maskinporten.mint("demo:read", pid="01017012345")
+    args = ("--json",) if json_output else ()
+
+    result = inspect(token, jwks_file, *args)
+
+    assert result.exit_code == 0
+    assert "01017012345" not in result.output
+
+
 def test_token_from_stdin(maskinporten: FakeMaskinporten, jwks_file: Path) -> None:
     """The token is read from stdin, with a Bearer prefix dropped."""
     result = run(

@@ -86,6 +86,14 @@ class Inspection:
     identity: Identity | None = None
 
     @property
+    def shown_claims(self) -> dict[str, Any] | None:
+        """The claims to print: a national id in `pid` is masked."""
+        if self.claims is None or "pid" not in self.claims:
+            return self.claims
+
+        return {**self.claims, "pid": "(national id, not shown)"}
+
+    @property
     def valid(self) -> bool:
         """Whether the verifier accepted the token."""
         return self.error is None and self.identity is not None
@@ -102,7 +110,7 @@ class Inspection:
 
         return {
             "unverified_header": self.header,
-            "unverified_claims": self.claims,
+            "unverified_claims": self.shown_claims,
             "issuer": self.issuer,
             "checks": [asdict(check) for check in self.checks],
             "verdict": verdict,
@@ -409,7 +417,7 @@ def read_token(argument: str | None) -> str:
 def render(report: Inspection) -> str:
     """The inspection as text for people."""
     lines = ["Decoded, NOT verified (do not trust these until the verdict):"]
-    for title, part in (("header", report.header), ("claims", report.claims)):
+    for title, part in (("header", report.header), ("claims", report.shown_claims)):
         shown = json.dumps(part, indent=2, sort_keys=True) if part else "(undecodable)"
         lines.append(f"  {title}: " + shown.replace("\n", "\n  "))
     lines.append(f"Checks against issuer {report.issuer}:")
