@@ -9,10 +9,12 @@ from __future__ import annotations
 from .app import cli
 from .inspection import inspect_command
 from .mint import mint_command
+from .reporting import report_command
 from .serve import serve_issuer_command
 
 cli.add_command(inspect_command)
 cli.add_command(mint_command)
+cli.add_command(report_command)
 cli.add_command(serve_issuer_command)
 
 __all__ = ["cli"]
