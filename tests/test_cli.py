@@ -352,7 +352,7 @@ def test_missing_click_says_how_to_install() -> None:
         "import sys; sys.modules['click'] = None\n"
         "from maskinporten_guard.cli import main; main(['--help'])"
     )
-    process = subprocess.run(  # noqa: S603 - runs this interpreter
+    process = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
     )
 

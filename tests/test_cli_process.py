@@ -25,7 +25,7 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """Run the command line as a user would, in a new process."""
-    return subprocess.run(  # noqa: S603 - runs this interpreter on the project
+    return subprocess.run(
         [*COMMAND, *args], input=stdin, capture_output=True, text=True, timeout=60
     )
 
@@ -67,7 +67,7 @@ def issuer_process(
     tmp_path: Path, client_key: SigningKey
 ) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
     """`serve-issuer` in its own process, with its printed URLs; always stopped."""
-    process = subprocess.Popen(  # noqa: S603 - runs this interpreter on the project
+    process = subprocess.Popen(
         [
             *COMMAND,
             "serve-issuer",
