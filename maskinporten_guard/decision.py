@@ -172,7 +172,22 @@ class _Core:
 class _GuardBase:
     """What both guards share: configuration, responses, one-off decisions."""
 
-    _core: _Core
+    def __init__(
+        self,
+        settings: Settings,
+        policy: Policy | Sequence[Rule] | None,
+        *,
+        realm: str,
+        expose_descriptions: bool,
+        recorder: Recorder | None,
+    ) -> None:
+        self._core = _Core(
+            settings,
+            _as_policy(policy),
+            realm=realm,
+            expose_descriptions=expose_descriptions,
+            recorder=recorder,
+        )
 
     @property
     def settings(self) -> Settings:
@@ -249,9 +264,9 @@ class Guard(_GuardBase):
             settings = settings or Settings.from_env()
             verifier = Verifier(settings, keys, clock=clock, metrics=metrics)
         self.verifier = verifier
-        self._core = _Core(
+        super().__init__(
             verifier.settings,
-            _as_policy(policy),
+            policy,
             realm=realm,
             expose_descriptions=expose_descriptions,
             recorder=recorder,
@@ -334,9 +349,9 @@ class SyncGuard(_GuardBase):
             settings = settings or Settings.from_env()
             verifier = SyncVerifier(settings, keys, clock=clock, metrics=metrics)
         self.verifier = verifier
-        self._core = _Core(
+        super().__init__(
             verifier.settings,
-            _as_policy(policy),
+            policy,
             realm=realm,
             expose_descriptions=expose_descriptions,
             recorder=recorder,

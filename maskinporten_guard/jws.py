@@ -23,9 +23,9 @@ else, in one pass and before the cryptography runs:
 from __future__ import annotations
 
 import binascii
-import json
 from typing import Any, NamedTuple
 
+from ._strict_json import StrictJSONError, parse_object
 from .errors import MalformedToken, UnsupportedAlgorithm
 
 __all__ = ["ParsedToken", "parse_compact"]
@@ -55,27 +55,6 @@ class ParsedToken(NamedTuple):
     kid: str
 
 
-class _DuplicateMember(ValueError):
-    pass
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise _DuplicateMember("duplicate member")
-
-    return result
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_decoder = json.JSONDecoder(
-    object_pairs_hook=_object_without_duplicates, parse_constant=_refuse_constant
-)
-
-
 def _b64decode(part: bytes, what: str) -> bytes:
     """Decode one part, already mapped onto the standard alphabet."""
     rest = len(part) % 4
@@ -89,17 +68,9 @@ def _b64decode(part: bytes, what: str) -> bytes:
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = _decoder.decode(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise MalformedToken(f"the token's {what} is not UTF-8") from exc
-    except _DuplicateMember as exc:
-        raise MalformedToken(f"the token's {what} has duplicate members") from exc
-    except (ValueError, RecursionError) as exc:
-        raise MalformedToken(f"the token's {what} is not valid JSON") from exc
-    if not isinstance(value, dict):
-        raise MalformedToken(f"the token's {what} is not a JSON object")
-
-    return value
+        return parse_object(data)
+    except StrictJSONError as exc:
+        raise MalformedToken(f"the token's {what} {exc.problem}") from None
 
 
 class _Header(NamedTuple):

@@ -39,7 +39,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -53,6 +52,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 from jwt.exceptions import InvalidKeyError
 
+from ._strict_json import StrictJSONError, parse_object
 from .clock import Clock, system_clock
 from .errors import (
     ConfigurationError,
@@ -205,29 +205,9 @@ def parse_jwks(data: bytes, *, fetched_at: float) -> KeySet:
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     """Decode strict JSON: UTF-8, no NaN, no repeated member names."""
     try:
-        document = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_unique_members,
-            parse_constant=_refuse_constant,
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise KeyFetchError(f"the {what} is not valid JSON") from exc
-    if not isinstance(document, dict):
-        raise KeyFetchError(f"the {what} is not a JSON object")
-
-    return document
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise ValueError("a JSON object repeats a member name")
-
-    return members
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
+        return parse_object(data)
+    except StrictJSONError as exc:
+        raise KeyFetchError(f"the {what} {exc.problem}") from None
 
 
 def _verification_key(entry: object) -> VerificationKey:
