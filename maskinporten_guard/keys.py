@@ -52,6 +52,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 from jwt.exceptions import InvalidKeyError
 
+from . import _fork
 from ._strict_json import StrictJSONError, parse_object
 from .clock import Clock, system_clock
 from .errors import (
@@ -695,6 +696,7 @@ class SyncKeySource:
         self._wait = (
             settings.connect_timeout + settings.fetch_timeout + settings.read_timeout
         )
+        _fork.reset_in_child(self)
 
     def cached(self, kid: str) -> VerificationKey | None:
         """
@@ -753,6 +755,26 @@ class SyncKeySource:
         """What this source knows, for a health check."""
         with self._lock:
             return self._core.status(self._core.clock())
+
+    def _after_fork(self) -> None:
+        """
+        Make this source the child's own after a fork.
+
+        The parent's fetch in flight has no thread here and its pooled
+        connections belong to the parent: drop both (without closing them,
+        which would cut the parent's), and allow a fetch at once.
+        """
+        self._lock = threading.Lock()
+        self._flight = None
+        self._core.end()
+        self._core.next_attempt = float("-inf")
+        if self._owns_client:
+            self._client = httpx.Client(follow_redirects=False)
+        else:
+            logger.warning(
+                "a key source with a caller's httpx client was forked; the "
+                "client's connections are now shared with the parent process"
+            )
 
     def _refresh_in_background(self, now: float) -> None:
         with self._lock:

@@ -28,6 +28,7 @@ from datetime import date, timedelta
 
 import anyio.to_thread
 
+from . import _fork
 from .clock import Clock, system_clock
 from .metrics import Metrics, NullMetrics
 from .stores import Batch, GrantStore, RefusalKey, Usage, UsageKey
@@ -99,6 +100,26 @@ class GrantLedger:
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        _fork.reset_in_child(self)
+
+    def _after_fork(self) -> None:
+        """
+        Start the child with empty counts, fresh locks and no flush thread.
+
+        The counts pending at the fork are the parent's to write; keeping
+        them here as well would count those requests twice.
+        """
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._usage = {}
+        self._refusals = {}
+        self._retry = None
+        self._retry_size = 0
+        self._stop = threading.Event()
+        if self._thread is not None:
+            atexit.unregister(self.close)
+        self._thread = None
+        self._task = None
 
     @property
     def pending(self) -> int:

@@ -21,6 +21,7 @@ import httpx
 from cachetools import LRUCache
 from jwt.algorithms import RSAAlgorithm
 
+from . import _fork
 from .claims import read_identity
 from .clock import Clock, system_clock
 from .errors import InvalidSignature, MalformedToken, UnsupportedAlgorithm
@@ -94,6 +95,11 @@ class _Core:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        _fork.reset_in_child(self)
+
+    def _after_fork(self) -> None:
+        # A thread of the parent may have held the lock at the fork.
+        self._lock = threading.Lock()
 
     def cache_key(self, token: str) -> bytes:
         if self._cache is None:

@@ -1,0 +1,1 @@
+"""The demo inspections API on Flask, protected by maskinporten-guard."""
