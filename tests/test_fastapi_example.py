@@ -95,3 +95,51 @@ def test_writers_from_env() -> None:
         "991825827",
     )
     assert writers_from_env({}) == ("991825827",)
+
+
+def test_served_by_uvicorn_against_http_issuer() -> None:
+    """Served by uvicorn on 127.0.0.1, the example verifies against a real JWKS."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from maskinporten_guard.testing import IssuerServer
+
+    fake = FakeMaskinporten()
+    with IssuerServer(fake) as issuer:
+        app = create_app(Settings.custom(issuer.url), writers=("991825827",))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            started = threading.Event()
+            for _ in range(200):
+                if server.started:
+                    started.set()
+                    break
+                started.wait(0.025)
+            assert server.started, "uvicorn did not start within 5 s"
+            base = f"http://127.0.0.1:{port}"
+            token = fake.mint("demo:inspections.read")
+            with httpx.Client(base_url=base, timeout=5) as client:
+                health = client.get("/health")
+                read = client.get("/inspections/7", headers=bearer(token))
+                missing = client.get("/inspections/7")
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+    assert (health.status_code, read.status_code) == (200, 200)
+    assert missing.status_code == 401
+    assert issuer.jwks_fetches >= 1
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
