@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .clock import Clock, system_clock
 from .errors import AuthError, InvalidRequest, MissingToken
 from .extract import extract_bearer
 from .identity import Identity
 from .metrics import Metrics
-from .policy import OPTIONAL, PUBLIC, Policy, Requirement, Rule, authorize
+from .policy import OPTIONAL, PUBLIC, Access, Policy, Requirement, Rule, authorize
 from .record import Recorder
 from .responses import ErrorResponse, error_response
 from .settings import Settings
@@ -73,6 +74,12 @@ def _as_policy(policy: Policy | Sequence[Rule] | None) -> Policy:
     return Policy(policy)
 
 
+@lru_cache(maxsize=1024)
+def _endpoint_rule(route: str, access: Access) -> Rule:
+    """The rule an endpoint-level decision is made under, compiled once per route."""
+    return Rule(route if route.startswith("/") else "/" + route, access)
+
+
 class _Core:
     """The parts of a decision that never wait: match, extract, decide, record."""
 
@@ -117,6 +124,24 @@ class _Core:
                 return Decision(True, 200, rule.pattern, reason=_ANONYMOUS)
             return self.refuse(rule, exc)
         except InvalidRequest as exc:
+            return self.refuse(rule, exc)
+
+        return rule, token
+
+    def begin_endpoint(
+        self,
+        requirement: Requirement,
+        route: str,
+        authorization: Sequence[str],
+        query_string: bytes | str,
+    ) -> tuple[Rule, str] | Decision:
+        """Like `begin`, for a requirement named at the endpoint, not in the policy."""
+        rule = _endpoint_rule(route, requirement)
+        try:
+            token = extract_bearer(
+                authorization, query_string, max_bytes=self.max_token_bytes
+            )
+        except AuthError as exc:
             return self.refuse(rule, exc)
 
         return rule, token
@@ -209,21 +234,40 @@ class _GuardBase:
         return self._core.response(decision)
 
     def authorize(
-        self, identity: Identity, requirement: Requirement, *, method: str, route: str
+        self,
+        identity: Identity,
+        requirement: Requirement,
+        *,
+        method: str,
+        route: str,
+        record_allowed: bool = True,
     ) -> Decision:
         """
         Decide an endpoint-level requirement for an already verified identity.
 
         Used by the decorators and dependencies, which name their requirement
         next to the endpoint instead of in the policy.
-        """
-        rule = Rule(route if route.startswith("/") else "/" + route, requirement)
 
-        return self._core.finish(self._core.conclude(rule, identity), method)
+        Args:
+            identity: the verified identity, e.g. the middleware's.
+            requirement: what the endpoint demands.
+            method: the HTTP method, for the record.
+            route: the route pattern, for the record.
+            record_allowed: record an allowed decision; pass False when an
+                earlier decision (the middleware's) already recorded this
+                request, so the ledger counts it once. Refusals are always
+                recorded.
+        """
+        core = self._core
+        decision = core.conclude(_endpoint_rule(route, requirement), identity)
+        if decision.allowed and not record_allowed:
+            return decision
+
+        return core.finish(decision, method)
 
     def refusal(self, error: AuthError, *, method: str, route: str) -> Decision:
         """Record and answer a refusal found outside `check` (endpoint level)."""
-        rule = Rule(route if route.startswith("/") else "/" + route, PUBLIC)
+        rule = _endpoint_rule(route, PUBLIC)
 
         return self._core.finish(self._core.refuse(rule, error), method)
 
@@ -304,6 +348,41 @@ class Guard(_GuardBase):
 
         return core.finish(core.conclude(rule, identity), method)
 
+    async def check_endpoint(
+        self,
+        requirement: Requirement,
+        *,
+        method: str,
+        route: str,
+        authorization: Sequence[str],
+        query_string: bytes | str = b"",
+    ) -> Decision:
+        """
+        Decide one request against a requirement named at the endpoint.
+
+        The same steps as `check` (extract, verify, authorize, record), for
+        decorators and dependencies that run without the middleware.
+
+        Args:
+            requirement: what the endpoint demands.
+            method: the HTTP method, upper case.
+            route: the route pattern, for the record.
+            authorization: every `Authorization` header value, in order.
+            query_string: the raw query string.
+        """
+        core = self._core
+        begun = core.begin_endpoint(requirement, route, authorization, query_string)
+        if isinstance(begun, Decision):
+            return core.finish(begun, method)
+
+        rule, token = begun
+        try:
+            identity = await self.verifier.verify(token)
+        except AuthError as exc:
+            return core.finish(core.refuse(rule, exc), method)
+
+        return core.finish(core.conclude(rule, identity), method)
+
     async def verify(self, token: str) -> Identity:
         """Verify a token with this guard's verifier."""
         return await self.verifier.verify(token)
@@ -369,6 +448,29 @@ class SyncGuard(_GuardBase):
         """Decide one request; the arguments are those of `Guard.check`."""
         core = self._core
         begun = core.begin(method, path, authorization, query_string, preflight)
+        if isinstance(begun, Decision):
+            return core.finish(begun, method)
+
+        rule, token = begun
+        try:
+            identity = self.verifier.verify(token)
+        except AuthError as exc:
+            return core.finish(core.refuse(rule, exc), method)
+
+        return core.finish(core.conclude(rule, identity), method)
+
+    def check_endpoint(
+        self,
+        requirement: Requirement,
+        *,
+        method: str,
+        route: str,
+        authorization: Sequence[str],
+        query_string: bytes | str = b"",
+    ) -> Decision:
+        """Decide one request against an endpoint's requirement; see `Guard`."""
+        core = self._core
+        begun = core.begin_endpoint(requirement, route, authorization, query_string)
         if isinstance(begun, Decision):
             return core.finish(begun, method)
 

@@ -5,7 +5,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from example_contract import CASES, READ, WRITE, Case
 from flask import Flask
 from waitress.server import create_server
 
@@ -14,6 +13,8 @@ from maskinporten_guard.decision import SyncGuard
 from maskinporten_guard.flask import Maskinporten
 from maskinporten_guard.settings import Settings
 from maskinporten_guard.testing import FakeMaskinporten, IssuerServer, StaticKeys
+
+from .example_contract import CASES, READ, WRITE, Case
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""An inspections API protected by maskinporten-guard, on FastAPI."""
