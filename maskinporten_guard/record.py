@@ -11,12 +11,15 @@ reports `decisions{outcome, reason}` to the metrics hook.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .audit import AuditEvent, AuditLog
 from .clock import Clock, system_clock
 from .ledger import GrantLedger
 from .metrics import Metrics, NullMetrics
+from .stores import STORE_ENV_VAR, open_store
 
 if TYPE_CHECKING:
     from .decision import Decision
@@ -49,6 +52,37 @@ class Recorder:
         self.ledger = ledger
         self.metrics = metrics or NullMetrics()
         self.clock = clock
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        metrics: Metrics | None = None,
+        clock: Clock = system_clock,
+    ) -> Recorder:
+        """
+        An audit log always, and a grant ledger when the environment names one.
+
+        `MASKINPORTEN_GRANTS_STORE` (`sqlite:///file.db`, `postgresql://...`)
+        turns the ledger on; `MASKINPORTEN_LEDGER_FLUSH` sets its flush
+        interval in seconds (default 5).
+
+        Args:
+            environ: the variables to read; `os.environ` by default.
+            metrics: where the ledger and the decisions report.
+            clock: the time source for records.
+        """
+        env = os.environ if environ is None else environ
+        url = env.get(STORE_ENV_VAR, "").strip()
+        ledger = None
+        if url:
+            interval = float(env.get("MASKINPORTEN_LEDGER_FLUSH", "") or 5.0)
+            ledger = GrantLedger(
+                open_store(url), flush_interval=interval, clock=clock, metrics=metrics
+            )
+
+        return cls(audit=AuditLog(), ledger=ledger, metrics=metrics, clock=clock)
 
     def record(self, decision: Decision, method: str) -> None:
         """Write one decision down; never raises into the request."""

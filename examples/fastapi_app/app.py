@@ -86,12 +86,14 @@ def create_app(
         guard: a ready guard built over `build_policy(...)`; when None one is
             built from the other arguments.
         keys: a key source for the guard it builds (tests pass one here).
-        recorder: where decisions are written down; None records nothing.
+        recorder: where decisions are written down; from the environment when
+            None (`MASKINPORTEN_GRANTS_STORE` turns the grant ledger on).
         writers: consumers allowed to write; from `DEMO_WRITERS` when None.
         clock: the time source for verification.
     """
     writers = writers or writers_from_env()
     if guard is None:
+        recorder = recorder or Recorder.from_env(clock=clock)
         guard = Guard(
             build_policy(writers), settings, keys=keys, recorder=recorder, clock=clock
         )

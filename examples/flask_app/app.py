@@ -24,6 +24,7 @@ from flask import Flask, Response, jsonify, request
 from maskinporten_guard.decision import SyncGuard
 from maskinporten_guard.flask import Maskinporten, current_identity
 from maskinporten_guard.identity import Identity
+from maskinporten_guard.record import Recorder
 from maskinporten_guard.settings import Settings
 
 READ = "demo:inspections.read"
@@ -52,6 +53,7 @@ def create_app(
     guard: SyncGuard | None = None,
     *,
     writers: list[str] | None = None,
+    recorder: Recorder | None = None,
 ) -> Flask:
     """
     Build the example application.
@@ -60,12 +62,16 @@ def create_app(
         settings: the verification settings; from `MASKINPORTEN_*` when None.
         guard: a ready guard (tests pass one with in-process keys).
         writers: the consumers allowed to POST; from `DEMO_WRITERS` when None.
+        recorder: where decisions are written down; from the environment when
+            None (`MASKINPORTEN_GRANTS_STORE` turns the grant ledger on).
     """
     app = Flask(__name__)
     if guard is not None:
         maskinporten = Maskinporten(app, guard=guard)
     else:
-        maskinporten = Maskinporten(app, settings=settings)
+        maskinporten = Maskinporten(
+            app, settings=settings, recorder=recorder or Recorder.from_env()
+        )
     numbers = itertools.count(1000)
 
     @app.get("/health")
