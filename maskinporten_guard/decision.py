@@ -36,6 +36,7 @@ _ANONYMOUS = "anonymous"
 _PUBLIC = "public"
 _PREFLIGHT = "preflight"
 _OK = "ok"
+_MAX_REMEMBERED_DECISIONS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,13 @@ class _Core:
         self.expose_descriptions = expose_descriptions
         self.recorder = recorder
         self.max_token_bytes = settings.max_token_bytes
+        # A rule applied to one verified identity always decides the same way,
+        # so allowed decisions are kept per (rule, identity). The verifier
+        # hands out the same Identity object for a reused token, so a reused
+        # token skips the rule evaluation. Entries hold their identity and are
+        # checked by identity, not by id alone; the table is simply emptied
+        # when full, as the verifier's cache keeps the identities themselves.
+        self._allowed: dict[tuple[int, int], Decision] = {}
 
     def begin(
         self,
@@ -148,6 +156,20 @@ class _Core:
 
     def conclude(self, rule: Rule, identity: Identity) -> Decision:
         """Apply the rule to a verified identity."""
+        key = (id(rule), id(identity))
+        known = self._allowed.get(key)
+        if known is not None and known.identity is identity:
+            return known
+
+        decision = self._evaluate(rule, identity)
+        if decision.allowed:
+            if len(self._allowed) >= _MAX_REMEMBERED_DECISIONS:
+                self._allowed.clear()
+            self._allowed[key] = decision
+
+        return decision
+
+    def _evaluate(self, rule: Rule, identity: Identity) -> Decision:
         access = rule.access
         if not isinstance(access, Requirement):
             return Decision(True, 200, rule.pattern, identity)

@@ -22,13 +22,14 @@ _SCHEME = "bearer"
 
 def has_query_token(query_string: bytes | str) -> bool:
     """Tell whether the query string carries an `access_token` parameter."""
-    query = (
-        query_string.decode("latin-1")
-        if isinstance(query_string, bytes)
-        else query_string
-    )
-    if "access_token" not in query:
-        return False
+    if isinstance(query_string, bytes):
+        if b"access_token" not in query_string:
+            return False
+        query = query_string.decode("latin-1")
+    else:
+        query = query_string
+        if "access_token" not in query:
+            return False
 
     return any(
         part.split("=", 1)[0].strip() == "access_token" for part in query.split("&")
@@ -70,7 +71,7 @@ def extract_bearer(
     token = credentials.lstrip(" ")
     if not token:
         raise InvalidRequest("the Authorization header has no bearer token")
-    if any(ch in token for ch in " \t,"):
+    if " " in token or "\t" in token or "," in token:
         raise InvalidRequest("the Authorization header has more than one credential")
 
     return token

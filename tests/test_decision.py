@@ -313,3 +313,20 @@ def test_audit_log_has_no_token(
     assert token not in text
     assert expired not in text
     assert token.split(".")[2] not in text
+
+
+def test_reused_token_is_decided_per_route(
+    guard: SyncGuard, fake: FakeMaskinporten, clock: ManualClock
+) -> None:
+    """A remembered decision for one route never answers another route."""
+    token = bearer(fake.mint("demo:inspections.read", "889640782"))
+
+    first = guard.check("GET", "/inspections/1", token)
+    write = guard.check("POST", "/inspections", token)
+    again = guard.check("GET", "/inspections/2", token)
+    clock.advance(3600)
+    expired = guard.check("GET", "/inspections/3", token)
+
+    assert (first.status, write.status, again.status) == (200, 403, 200)
+    assert again is first
+    assert expired.reason == "expired"

@@ -7,6 +7,8 @@ fake as it rotates, and nothing is fetched, cached or timed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import UnknownKey
 from ..keys import VerificationKey
 from ._issuer import FakeMaskinporten
@@ -20,15 +22,26 @@ class StaticKeys:
     def __init__(self, fake: FakeMaskinporten) -> None:
         self.fake = fake
         self.lookups = 0
+        self._published: list[Any] | None = None
+        self._keys: dict[str, VerificationKey] = {}
 
     def cached(self, kid: str) -> VerificationKey | None:
         """The published key with this kid, if any."""
-        for key in self.fake.keys:
-            if key.kid == kid:
-                public = key.private_key.public_key()
-                return VerificationKey(kid, public, "RS256", public.key_size)
+        published = self.fake.keys
+        if published is not self._published or len(published) != len(self._keys):
+            # The fake replaces its key list when it rotates; rebuild then.
+            self._keys = {
+                key.kid: VerificationKey(
+                    key.kid,
+                    key.private_key.public_key(),
+                    "RS256",
+                    key.private_key.key_size,
+                )
+                for key in published
+            }
+            self._published = published
 
-        return None
+        return self._keys.get(kid)
 
     def get_key(self, kid: str) -> VerificationKey:
         """The published key with this kid, or `UnknownKey`."""
