@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Unpack
 
 from fastapi import FastAPI, HTTPException, Security
 from fastapi.openapi.models import OAuth2, OAuthFlowClientCredentials, OAuthFlows
@@ -41,7 +41,7 @@ from .asgi import STATE_GUARD, decide_endpoint, publish
 from .decision import Guard
 from .errors import ConfigurationError
 from .identity import Identity
-from .policy import Delegation, Policy, Requirement, require
+from .policy import Conditions, Policy, Requirement, require
 from .responses import ErrorResponse
 
 __all__ = [
@@ -128,18 +128,12 @@ class Maskinporten:
     `requirement`. With none, any valid token passes.
 
     Args:
-        all_of: scopes the token must all have.
-        any_of: scopes of which the token must have one.
-        consumers: consumer orgnos allowed.
-        suppliers: supplier orgnos allowed for delegated tokens.
-        delegation: `allow`, `forbid` or `require` a supplier in the token.
-        audience: audiences of which the token's `aud` must hold one.
-        pid: require a pid-restricted token.
-        system_user: accept only Altinn system-user tokens.
-        requirement: a ready requirement, instead of the arguments above.
+        requirement: a ready requirement, instead of the conditions.
         guard: the guard that verifies tokens; by default the middleware's,
             else `app.state.maskinporten_guard`.
         scheme: the security scheme to declare in the OpenAPI document.
+        conditions: the keyword arguments of `require` (`all_of`, `any_of`,
+            `consumers`, ...).
     """
 
     __signature__: inspect.Signature
@@ -147,29 +141,13 @@ class Maskinporten:
     def __init__(
         self,
         *,
-        all_of: Iterable[str] = (),
-        any_of: Iterable[str] = (),
-        consumers: Iterable[str] | None = None,
-        suppliers: Iterable[str] | None = None,
-        delegation: Delegation = "allow",
-        audience: Iterable[str] = (),
-        pid: bool = False,
-        system_user: bool = False,
         requirement: Requirement | None = None,
         guard: Guard | None = None,
         scheme: MaskinportenScheme = DEFAULT_SCHEME,
+        **conditions: Unpack[Conditions],
     ) -> None:
         if requirement is None:
-            requirement = require(
-                all_of=all_of,
-                any_of=any_of,
-                consumers=consumers,
-                suppliers=suppliers,
-                delegation=delegation,
-                audience=audience,
-                pid=pid,
-                system_user=system_user,
-            )
+            requirement = require(**conditions)
         self.requirement = requirement
         self.guard = guard
         scopes = sorted(requirement.all_of | requirement.any_of)

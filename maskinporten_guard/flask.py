@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar, Unpack
 
 from flask import Flask, current_app, g, request
 from werkzeug.exceptions import (
@@ -46,7 +46,7 @@ from .decision import Decision, SyncGuard
 from .errors import AuthError, ConfigurationError
 from .extract import extract_bearer
 from .identity import Identity
-from .policy import Delegation, Policy, Requirement, Rule, require
+from .policy import Conditions, Policy, Requirement, Rule, require
 from .record import Recorder
 from .responses import ErrorResponse
 from .settings import Settings
@@ -248,16 +248,7 @@ class Maskinporten:
         return _state(app).guard
 
     def require(
-        self,
-        *,
-        all_of: Iterable[str] = (),
-        any_of: Iterable[str] = (),
-        consumers: Iterable[str] | None = None,
-        suppliers: Iterable[str] | None = None,
-        delegation: Delegation = "allow",
-        audience: Iterable[str] = (),
-        pid: bool = False,
-        system_user: bool = False,
+        self, **conditions: Unpack[Conditions]
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """
         Protect one view: a valid token that meets this requirement.
@@ -269,16 +260,7 @@ class Maskinporten:
         Raises:
             MaskinportenRefusal: from the view, when the request is refused.
         """
-        requirement = require(
-            all_of=all_of,
-            any_of=any_of,
-            consumers=consumers,
-            suppliers=suppliers,
-            delegation=delegation,
-            audience=audience,
-            pid=pid,
-            system_user=system_user,
-        )
+        requirement = require(**conditions)
 
         def decorate(view: Callable[P, R]) -> Callable[P, R]:
             @functools.wraps(view)

@@ -26,7 +26,7 @@ import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Literal
+from typing import Literal, TypedDict
 
 from starlette.routing import compile_path
 
@@ -43,6 +43,7 @@ __all__ = [
     "OPTIONAL",
     "PUBLIC",
     "Access",
+    "Conditions",
     "Delegation",
     "Policy",
     "Requirement",
@@ -52,6 +53,24 @@ __all__ = [
 ]
 
 Delegation = Literal["allow", "forbid", "require"]
+
+
+class Conditions(TypedDict, total=False):
+    """
+    The keyword arguments of `require`, for adapters that pass them on.
+
+    `protect(...)`, `Maskinporten(...)` and the Flask decorator all take these
+    and hand them to `require` unchanged; see `require` for their meaning.
+    """
+
+    all_of: Iterable[str]
+    any_of: Iterable[str]
+    consumers: Iterable[str] | None
+    suppliers: Iterable[str] | None
+    delegation: Delegation
+    audience: Iterable[str]
+    pid: bool
+    system_user: bool
 
 
 class Open(Enum):

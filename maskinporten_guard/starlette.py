@@ -13,14 +13,15 @@ For HTTP endpoints; protect WebSocket routes with the middleware.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
+from typing import Unpack
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .asgi import decide_endpoint, publish
 from .decision import Guard
-from .policy import Delegation, Requirement, require
+from .policy import Conditions, Requirement, require
 
 __all__ = ["protect"]
 
@@ -29,16 +30,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 def protect(
     *,
-    all_of: Iterable[str] = (),
-    any_of: Iterable[str] = (),
-    consumers: Iterable[str] | None = None,
-    suppliers: Iterable[str] | None = None,
-    delegation: Delegation = "allow",
-    audience: Iterable[str] = (),
-    pid: bool = False,
-    system_user: bool = False,
     requirement: Requirement | None = None,
     guard: Guard | None = None,
+    **conditions: Unpack[Conditions],
 ) -> Callable[[Endpoint], Endpoint]:
     """
     Require a valid token, and what the arguments add, on one endpoint.
@@ -47,30 +41,13 @@ def protect(
     `requirement`. The identity is at `request.state.maskinporten`.
 
     Args:
-        all_of: scopes the token must all have.
-        any_of: scopes of which the token must have one.
-        consumers: consumer orgnos allowed.
-        suppliers: supplier orgnos allowed for delegated tokens.
-        delegation: `allow`, `forbid` or `require` a supplier in the token.
-        audience: audiences of which the token's `aud` must hold one.
-        pid: require a pid-restricted token.
-        system_user: accept only Altinn system-user tokens.
-        requirement: a ready requirement, instead of the arguments above.
+        requirement: a ready requirement, instead of the conditions.
         guard: the guard that verifies tokens; by default the middleware's,
             else `app.state.maskinporten_guard`.
+        conditions: the keyword arguments of `require` (`all_of`, `any_of`,
+            `consumers`, ...).
     """
-    if requirement is None:
-        requirement = require(
-            all_of=all_of,
-            any_of=any_of,
-            consumers=consumers,
-            suppliers=suppliers,
-            delegation=delegation,
-            audience=audience,
-            pid=pid,
-            system_user=system_user,
-        )
-    needed = requirement
+    needed = requirement if requirement is not None else require(**conditions)
 
     def decorate(endpoint: Endpoint) -> Endpoint:
         @functools.wraps(endpoint)
