@@ -209,7 +209,8 @@ class Rule:
     Attributes:
         pattern: the path pattern, also used as the route name in records.
         access: a `Requirement`, `PUBLIC` or `OPTIONAL`.
-        methods: the HTTP methods it applies to; None means all.
+        methods: the HTTP methods it applies to; None means all. A rule for
+            GET covers HEAD too.
     """
 
     pattern: str
@@ -230,9 +231,12 @@ class Rule:
             ) from exc
         object.__setattr__(self, "regex", regex)
         if self.methods is not None:
-            object.__setattr__(
-                self, "methods", frozenset(m.upper() for m in self.methods)
-            )
+            methods = {m.upper() for m in self.methods}
+            if "GET" in methods:
+                # HEAD is GET without a body; frameworks answer it with the
+                # GET route, so it gets the GET rule too.
+                methods.add("HEAD")
+            object.__setattr__(self, "methods", frozenset(methods))
 
     def matches(self, method: str, path: str) -> bool:
         """Tell whether this rule covers a request."""

@@ -243,6 +243,7 @@ def test_first_matching_rule_wins() -> None:
     policy = Policy([health, read, write])
 
     assert policy.match("GET", "/inspections/7") is read
+    assert policy.match("HEAD", "/inspections/7") is read
     assert policy.match("DELETE", "/inspections/7") is write
     assert policy.match("GET", "/health") is health
     assert policy.match("GET", "/health/x") is policy.default
