@@ -1,7 +1,7 @@
 """
 The two commands a fresh clone needs.
 
-    python3 dev.py demo    # the guard protecting an API, on embedded defaults
+    python3 dev.py demo    # an issuer, an API behind the guard, a day of traffic
     python3 dev.py test    # ruff, mypy --strict and the whole pytest suite
 
 Each creates `.venv/` beside this file on first use and installs the pinned

@@ -7,12 +7,18 @@ Commands (each has `--help`):
   every check in plain words;
 - `mint`: print a token from a development issuer;
 - `serve-issuer`: run a development issuer on 127.0.0.1 with metadata, a key
-  set and a jwt-bearer token endpoint.
+  set and a jwt-bearer token endpoint;
+- `report`: consumers per scope from the grant ledger, with the yearly price
+  and, given the admin API's grant lists, unused and ungranted accesses;
+- `demo`: an issuer, the FastAPI example behind the guard and a scripted day
+  of calls, then the ledger report; it checks every answer itself.
 
 Exit codes:
 
-- 0: done; for `inspect`, the token is valid;
-- 1: the token is not valid (or is valid but refused by a consumer rule);
+- 0: done; for `inspect`, the token is valid; for `demo`, every call got the
+  answer the script expects;
+- 1: the token is not valid (or is valid but refused by a consumer rule); for
+  `demo`, a call got an unexpected answer;
 - 2: usage or configuration error, including click not being installed;
 - 3: the issuer's signing keys could not be had, so nothing was decided.
 

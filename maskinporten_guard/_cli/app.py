@@ -47,12 +47,13 @@ class UsageProblem(click.ClickException):
 
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"]},
-    help="""Verify, inspect and mint Maskinporten access tokens.
+    help="""Verify, inspect and mint Maskinporten access tokens, report who
+used which scope, and run a demo of the guard.
 
 \b
 Exit codes:
-  0  done; for inspect, the token is valid
-  1  the token is not valid
+  0  done; for inspect, the token is valid; for demo, all went as scripted
+  1  the token is not valid; for demo, a call got an unexpected answer
   2  usage or configuration error
   3  the issuer's signing keys could not be had
 """,
