@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ConsumerNotAllowed, InvalidClaim, TokenExpired
 from .identity import Consent, Identity, OrgId, SystemUser
@@ -40,6 +40,11 @@ _MAX_TIME = 2**53
 _MAX_TEXT = 1024
 _SYSTEM_USER = "urn:altinn:systemuser"
 _CONSENT = "urn:altinn:consent"
+_REMEMBERED = 4096
+K = TypeVar("K")
+V = TypeVar("V")
+_scopes_seen: dict[str, frozenset[str]] = {}
+_orgs_seen: dict[tuple[str, str, bool, bool], OrgId] = {}
 
 
 def _time(claims: Mapping[str, Any], name: str) -> float | None:
@@ -108,17 +113,31 @@ def check_token_type(claims: Mapping[str, Any]) -> None:
         raise InvalidClaim("token_type", "the token's token_type is not Bearer")
 
 
+def _remember(table: dict[K, V], key: K, value: V) -> V:
+    # Claim values repeat: one consumer, one scope string, token after token.
+    # The tables only hold answers for values that passed, and are emptied
+    # when full, so they stay small whatever tokens arrive.
+    if len(table) >= _REMEMBERED:
+        table.clear()
+    table[key] = value
+
+    return value
+
+
 def read_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     """Split the `scope` claim into scope tokens (RFC 6749 section 3.3)."""
     value = claims.get("scope")
     if not isinstance(value, str):
         raise InvalidClaim("scope", "the token's scope claim is missing or not text")
+    known = _scopes_seen.get(value)
+    if known is not None:
+        return known
     if _SCOPE.fullmatch(value) is None:
         raise InvalidClaim(
             "scope", "the token's scope claim is not space-separated scope tokens"
         )
 
-    return frozenset(value.split(" "))
+    return _remember(_scopes_seen, value, frozenset(value.split(" ")))
 
 
 def read_org(value: object, name: str, settings: Settings) -> OrgId:
@@ -134,7 +153,17 @@ def read_org(value: object, name: str, settings: Settings) -> OrgId:
     ident = value.get("ID")
     if not isinstance(authority, str) or not isinstance(ident, str):
         raise InvalidClaim(name, f"the token's {name} has no authority and ID")
+    key = (authority, ident, settings.accept_subunits, settings.accept_eseal)
+    known = _orgs_seen.get(key)
+    if known is not None:
+        return known
 
+    org = _parse_org(authority, ident, name, settings)
+
+    return _remember(_orgs_seen, key, org)
+
+
+def _parse_org(authority: str, ident: str, name: str, settings: Settings) -> OrgId:
     if authority == ORGNO_AUTHORITY:
         icd, sep, rest = ident.partition(":")
         if icd == NORWEGIAN_ICD and sep:
@@ -318,21 +347,23 @@ def read_identity(
     )
     system_user, consents = read_authorization_details(claims, settings)
 
-    return Identity(
-        consumer=consumer,
-        scopes=scopes,
-        client_id=_text(claims, "client_id") or "",
-        client_amr=_text(claims, "client_amr", required=False),
-        jti=_text(claims, "jti") or "",
-        issuer=issuer,
-        issued_at=issued_at,
-        expires_at=expires_at,
-        supplier=supplier,
-        delegation_source=_text(claims, "delegation_source", required=False),
-        audience=check_audience(claims, settings.audience),
-        pid=check_pid(claims, settings.require_pid),
-        system_user=system_user,
-        consents=consents,
-        kid=kid,
-        claims=MappingProxyType(claims),
+    return Identity._from_fields(
+        {
+            "consumer": consumer,
+            "scopes": scopes,
+            "client_id": _text(claims, "client_id") or "",
+            "client_amr": _text(claims, "client_amr", required=False),
+            "jti": _text(claims, "jti") or "",
+            "issuer": issuer,
+            "issued_at": issued_at,
+            "expires_at": expires_at,
+            "supplier": supplier,
+            "delegation_source": _text(claims, "delegation_source", required=False),
+            "audience": check_audience(claims, settings.audience),
+            "pid": check_pid(claims, settings.require_pid),
+            "system_user": system_user,
+            "consents": consents,
+            "kid": kid,
+            "claims": MappingProxyType(claims),
+        }
     )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -8,6 +9,7 @@ import pytest
 
 from maskinporten_guard import (
     ConsumerNotAllowed,
+    Identity,
     InvalidClaim,
     InvalidSignature,
     MalformedToken,
@@ -29,6 +31,7 @@ from maskinporten_guard.testing import (
 from maskinporten_guard.verifier import SyncVerifier, Verifier
 
 NOW = 1_760_000_000.0
+WRITER = "991825827"
 
 
 @pytest.fixture
@@ -557,3 +560,16 @@ def test_async_verifier_matches_sync(
     identity = anyio.run(verifier.verify, token)
 
     assert identity.consumer_orgno == "889640782"
+
+
+def test_verified_identity_has_every_field(
+    fake: FakeMaskinporten, clock: ManualClock
+) -> None:
+    """The verifier's fast construction sets exactly the dataclass's fields."""
+    identity = make_verifier(fake, clock).verify(fake.mint("demo:x", supplier=WRITER))
+    names = {f.name for f in dataclasses.fields(Identity)}
+
+    assert set(vars(identity)) == names
+    assert Identity(**{n: getattr(identity, n) for n in names}) == identity
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        identity.jti = "changed"  # type: ignore[misc]
