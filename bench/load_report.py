@@ -283,6 +283,10 @@ def render(runs: list[Run], args: argparse.Namespace, command: str) -> str:
         )
     lines += [
         "",
+        "Server exit: uvicorn re-raises SIGTERM after its graceful shutdown "
+        "(lifespan done, ledger flushed), so its status reads -15; waitress "
+        "exits 0 through `SystemExit`.",
+        "",
         "## Resident memory of the server (VmRSS, MiB)",
         "",
         "| adapter | before | during: min | during: max | after | growth over "
