@@ -220,6 +220,8 @@ def _bounds() -> list[str]:
         "most 1 024 unknown `kid`s remembered as negative answers;",
         "- `is_valid_orgno` answers: an LRU of 4 096 (more consumers than that "
         "are checked again, not stored);",
+        "- parsed `scope` strings and organisation ids: 4 096 each, emptied when "
+        "full; allowed decisions per (rule, identity): 4 096, emptied when full;",
         "- grant ledger: at most 100 000 distinct keys pending (`max_pending`); "
         "a flush every 5 s empties it, so here it holds at most one key per "
         "consumer seen in the last 5 s.",
