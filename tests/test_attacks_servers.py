@@ -43,9 +43,12 @@ ERROR_FOR_STATUS = {
     401: "invalid_token",
     403: "insufficient_scope",
 }
-_PARAM = r'[a-z_]+="[^"\\]*"'
+_PARAM = r'[a-z_]+="(?:[^"\\]|\\.)*"'
 CHALLENGE = re.compile(rf'Bearer realm="maskinporten"(, {_PARAM})*')
-"""An RFC 6750 challenge: the scheme, the realm, then quoted auth-params."""
+"""An RFC 7235 challenge: the scheme, the realm, then quoted-string params."""
+ERROR_DESCRIPTION = re.compile(r'error_description="([^"]*)"')
+RFC6750_DESCRIPTION = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]*")
+"""RFC 6750 section 3: `error_description` characters; no quote, no backslash."""
 
 
 def _settings(issuer: IssuerServer) -> Settings:
@@ -258,3 +261,23 @@ def test_mutated_tokens_over_server(
         assert_not_echoed(response, credentials(request))
 
     check()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="errors.safe_text escapes untrusted text as \\xNN, putting backslashes "
+    "into error_description, which RFC 6750 section 3 forbids",
+)
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_error_description_keeps_rfc6750_characters(
+    adapter: str, servers: dict[str, str], issuer: IssuerServer
+) -> None:
+    """A kid with a control character is described without quotes or backslashes."""
+    token = issuer.fake.mint(READ, header={"kid": "key\x7f1"})
+
+    response = send(servers[adapter], Request(authorization=(f"Bearer {token}",)))
+
+    assert response.status == 401
+    description = ERROR_DESCRIPTION.search(response.headers["www-authenticate"])
+    assert description is not None
+    assert RFC6750_DESCRIPTION.fullmatch(description.group(1)), description.group(1)
