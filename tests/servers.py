@@ -100,11 +100,12 @@ def serve_wsgi(app: WSGIApplication) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        # Close from inside waitress's loop: closing its sockets from this
-        # thread races with the loop's select() on them.
+        # Workers wake the loop through its trigger when they finish a task,
+        # so they stop first; then the loop closes its own sockets, since
+        # closing them from this thread races with its select() on them.
+        server.task_dispatcher.shutdown()
         server.trigger.pull_trigger(server.close)
         thread.join(timeout=START_TIMEOUT)
-        server.task_dispatcher.shutdown()
 
 
 async def _answer(request: Request) -> JSONResponse:
