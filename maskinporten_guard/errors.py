@@ -49,22 +49,29 @@ __all__ = [
 
 def safe_text(value: object, limit: int = 64) -> str:
     """
-    Render an untrusted value for a message or a log line.
+    Render an untrusted value for a message, a header or a log line.
 
-    The result is ASCII-only, has no quotes, backslashes or control characters
-    left that could break a header, a JSON string or a log line, and is at most
-    about `limit` characters long.
+    Printable ASCII stays as it is, except `"`, `\\` and `%`; every other
+    character is percent-encoded as its UTF-8 bytes (`%22`, `%5C`, `%25`,
+    `%0A`, ...). The result fits RFC 6750's `error_description` grammar, a
+    JSON string and a log line unchanged, and is at most about `limit`
+    characters of the original long.
     """
     text = value if isinstance(value, str) else repr(value)
     if len(text) > limit:
         text = text[:limit] + "..."
-    escaped = text.encode("ascii", "backslashreplace").decode("ascii")
-    cleaned = "".join(
-        ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\' else f"\\x{ord(ch):02x}"
-        for ch in escaped
+    if text.isascii() and text.isprintable() and not _ESCAPED.intersection(text):
+        return text
+
+    return "".join(
+        ch
+        if " " <= ch <= "~" and ch not in _ESCAPED
+        else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        for ch in text
     )
 
-    return cleaned
+
+_ESCAPED = frozenset('"\\%')
 
 
 class MaskinportenGuardError(Exception):

@@ -263,11 +263,6 @@ def test_mutated_tokens_over_server(
     check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="errors.safe_text escapes untrusted text as \\xNN, putting backslashes "
-    "into error_description, which RFC 6750 section 3 forbids",
-)
 @pytest.mark.parametrize("adapter", ADAPTERS)
 def test_error_description_keeps_rfc6750_characters(
     adapter: str, servers: dict[str, str], issuer: IssuerServer
