@@ -192,7 +192,9 @@ def parse_jwks(data: bytes, *, fetched_at: float) -> KeySet:
             continue
         if kid_counts[key.kid] > 1:
             skipped += 1
-            logger.warning("skipping key kid=%s: the kid appears twice", key.kid)
+            logger.warning(
+                "skipping key kid=%s: the kid appears twice", safe_text(key.kid)
+            )
             continue
         keys[key.kid] = key
     if not keys:
