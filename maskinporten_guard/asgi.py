@@ -233,7 +233,25 @@ class MaskinportenMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            # The HTTP path is written out here, not in helper coroutines: a
+            # reused token is decided without awaiting anything.
+            guard = self.guard
+            authorization, preflight = read_request(scope)
+            decision = guard.decide_now(
+                scope["method"],
+                route_path(scope),
+                authorization,
+                scope.get("query_string", b""),
+                preflight=preflight,
+            )
+            if not isinstance(decision, Decision):
+                decision = await guard.settle(decision)
+            if not decision.allowed:
+                await send_refusal(send, guard.response(decision))
+                return
+            publish(scope, decision)
+            scope["state"][STATE_GUARD] = guard
+            await self.app(scope, receive, send)
         elif kind == "websocket":
             await self._websocket(scope, receive, send)
         elif kind == "lifespan":
@@ -251,15 +269,6 @@ class MaskinportenMiddleware:
             scope.get("query_string", b""),
             preflight=preflight,
         )
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        decision = await self._decide(scope, scope["method"])
-        if not decision.allowed:
-            await send_refusal(send, self.guard.response(decision))
-            return
-        publish(scope, decision)
-        scope.setdefault("state", {})[STATE_GUARD] = self.guard
-        await self.app(scope, receive, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         decision = await self._decide(scope, "GET")
