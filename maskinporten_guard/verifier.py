@@ -6,7 +6,8 @@ and the claims, and answer the verified `Identity`.
 run the same `_Core` and differ only in how they wait for a key. A token seen
 before is answered from a bounded cache keyed by a hash of the token (see
 `_Core.cache_key`), so a consumer that reuses its token for the token's
-lifetime pays for one signature check;
+lifetime pays for one signature check (while more distinct tokens arrive
+than the cache holds, only some new tokens are admitted: see `_Core._admits`);
 `exp` is rechecked on every hit, and so is the presence of the signing key, so
 a key withdrawn from the JWKS stops its cached tokens too.
 """
@@ -79,9 +80,12 @@ class VerifierStats:
     cache_hits: int
     cache_misses: int
     cache_size: int
+    cache_refused: int = 0
 
 
 CacheKey = tuple[int, str]
+_ADMISSION_WINDOW = 1024
+_ADMIT_WHEN_THRASHING = 8
 _NO_KEY: CacheKey = (0, "")
 
 
@@ -99,6 +103,11 @@ class _Core:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.refused_admission = 0
+        self._hits_at_window = 0
+        self._misses_at_window = 0
+        self._admit_every = 1
+        self._admit_count = 0
         _fork.reset_in_child(self)
 
     def _after_fork(self) -> None:
@@ -167,14 +176,44 @@ class _Core:
         )
         if self._cache is not None:
             with self._lock:
-                self._cache[cache_key] = identity
+                if self._admits():
+                    self._cache[cache_key] = identity
 
         return identity
+
+    def _admits(self) -> bool:
+        """
+        Whether a newly verified token goes into the cache; called locked.
+
+        Normally every one does. When more distinct tokens arrive than the
+        cache holds, it thrashes: every entry is evicted before its token
+        comes back, and the churn of inserting and evicting costs more than
+        the cache saves. So the hit rate is looked at every
+        `_ADMISSION_WINDOW` lookups; under 1 in 16, only one new token in
+        `_ADMIT_WHEN_THRASHING` is kept (enough to notice when reuse
+        returns), and every token again once the hit rate recovers.
+        """
+        looked = (self.hits - self._hits_at_window) + (
+            self.misses - self._misses_at_window
+        )
+        if looked >= _ADMISSION_WINDOW:
+            hits = self.hits - self._hits_at_window
+            thrashing = hits * 16 < looked
+            self._admit_every = _ADMIT_WHEN_THRASHING if thrashing else 1
+            self._hits_at_window = self.hits
+            self._misses_at_window = self.misses
+        self._admit_count += 1
+        if self._admit_count >= self._admit_every:
+            self._admit_count = 0
+            return True
+        self.refused_admission += 1
+
+        return False
 
     def stats(self) -> VerifierStats:
         size = len(self._cache) if self._cache is not None else 0
 
-        return VerifierStats(self.hits, self.misses, size)
+        return VerifierStats(self.hits, self.misses, size, self.refused_admission)
 
 
 class Verifier:

@@ -573,3 +573,35 @@ def test_verified_identity_has_every_field(
     assert Identity(**{n: getattr(identity, n) for n in names}) == identity
     with pytest.raises(dataclasses.FrozenInstanceError):
         identity.jti = "changed"  # type: ignore[misc]
+
+
+def test_cache_admits_every_token_in_normal_use(
+    fake: FakeMaskinporten, clock: ManualClock
+) -> None:
+    """Consumers reusing their tokens get each one verified once."""
+    verifier = make_verifier(fake, clock, token_cache_size=100)
+    tokens = [fake.mint("demo:x") for _ in range(20)]
+
+    for _ in range(60):
+        for token in tokens:
+            verifier.verify(token)
+
+    stats = verifier.stats()
+    assert stats.cache_misses == 20
+    assert stats.cache_refused == 0
+
+
+def test_cache_stops_churning_when_it_thrashes(
+    fake: FakeMaskinporten, clock: ManualClock
+) -> None:
+    """With far more distinct tokens than room, most new ones are not admitted."""
+    verifier = make_verifier(fake, clock, token_cache_size=64)
+    tokens = [fake.mint("demo:x") for _ in range(700)]
+
+    for _ in range(3):
+        for token in tokens:
+            verifier.verify(token)
+
+    stats = verifier.stats()
+    assert stats.cache_refused > 500
+    assert stats.cache_size <= 64
