@@ -167,15 +167,25 @@ class _Core:
 
         return rule, token
 
-    def conclude(self, rule: Rule, identity: Identity) -> Decision:
-        """Apply the rule to a verified identity."""
+    def conclude(
+        self, rule: Rule, identity: Identity, *, remember: bool = False
+    ) -> Decision:
+        """
+        Apply the rule to a verified identity.
+
+        Args:
+            rule: the rule that matched.
+            identity: the verified token.
+            remember: keep an allowed decision for next time; for identities
+                the verifier answered from its cache, which come back.
+        """
         key = (id(rule), id(identity))
         known = self._allowed.get(key)
         if known is not None and known.identity is identity:
             return known
 
         decision = self._evaluate(rule, identity)
-        if decision.allowed:
+        if remember and decision.allowed:
             if len(self._allowed) >= _MAX_REMEMBERED_DECISIONS:
                 self._allowed.clear()
             self._allowed[key] = decision
@@ -405,13 +415,13 @@ class Guard(_GuardBase):
         if identity is None:
             return Pending(method, rule, token)
 
-        return core.finish(core.conclude(rule, identity), method)
+        return core.finish(core.conclude(rule, identity, remember=True), method)
 
     async def settle(self, pending: Pending) -> Decision:
         """Verify a pending request's token and decide it."""
         core = self._core
         try:
-            identity = await self.verifier.verify(pending.token)
+            identity = await self.verifier.verify_uncached(pending.token)
         except AuthError as exc:
             return core.finish(core.refuse(pending.rule, exc), pending.method)
 
@@ -521,8 +531,11 @@ class SyncGuard(_GuardBase):
             return core.finish(begun, method)
 
         rule, token = begun
+        identity = self.verifier.verify_cached(token)
+        if identity is not None:
+            return core.finish(core.conclude(rule, identity, remember=True), method)
         try:
-            identity = self.verifier.verify(token)
+            identity = self.verifier.verify_uncached(token)
         except AuthError as exc:
             return core.finish(core.refuse(rule, exc), method)
 

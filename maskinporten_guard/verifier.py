@@ -147,6 +147,14 @@ class _Core:
 
         return identity
 
+    def known(self, token: str, keys: AsyncKeys | SyncKeys) -> Identity | None:
+        """A remembered identity whose signing key is still published, or None."""
+        identity = self.remembered(self.cache_key(token))
+        if identity is not None and keys.cached(identity.kid):
+            return identity
+
+        return None
+
     def parse(self, token: str) -> ParsedToken:
         if not isinstance(token, str):
             raise MalformedToken("the token is not text")
@@ -251,12 +259,7 @@ class Verifier:
         None means "not known": call `verify`. Async callers on a hot path
         try this first, so a reused token costs no coroutine at all.
         """
-        core = self._core
-        identity = core.remembered(core.cache_key(token))
-        if identity is not None and self.keys.cached(identity.kid):
-            return identity
-
-        return None
+        return self._core.known(token, self.keys)
 
     async def verify(self, token: str) -> Identity:
         """
@@ -267,16 +270,23 @@ class Verifier:
             ConsumerNotAllowed: the consumer is outside `allowed_consumers`.
             KeysUnavailable: no usable signing keys could be had (a 503).
         """
-        core = self._core
-        cache_key = core.cache_key(token)
-        identity = core.remembered(cache_key)
-        if identity is not None and self.keys.cached(identity.kid):
+        identity = self._core.known(token, self.keys)
+        if identity is not None:
             return identity
 
+        return await self.verify_uncached(token)
+
+    async def verify_uncached(self, token: str) -> Identity:
+        """
+        Verify `token` in full and remember it; for callers that tried the cache.
+
+        Raises the errors of `verify`.
+        """
+        core = self._core
         parsed = core.parse(token)
         key = self.keys.cached(parsed.kid) or await self.keys.get_key(parsed.kid)
 
-        return core.finish(cache_key, parsed, key)
+        return core.finish(core.cache_key(token), parsed, key)
 
     async def prefetch(self) -> bool:
         """Fetch the key set now; answers False (and logs) when it fails."""
@@ -318,6 +328,10 @@ class SyncVerifier:
         )
         self._core = _Core(settings, clock)
 
+    def verify_cached(self, token: str) -> Identity | None:
+        """The identity of a token verified before and still valid, or None."""
+        return self._core.known(token, self.keys)
+
     def verify(self, token: str) -> Identity:
         """
         Verify `token` and answer who it speaks for.
@@ -327,16 +341,23 @@ class SyncVerifier:
             ConsumerNotAllowed: the consumer is outside `allowed_consumers`.
             KeysUnavailable: no usable signing keys could be had (a 503).
         """
-        core = self._core
-        cache_key = core.cache_key(token)
-        identity = core.remembered(cache_key)
-        if identity is not None and self.keys.cached(identity.kid):
+        identity = self._core.known(token, self.keys)
+        if identity is not None:
             return identity
 
+        return self.verify_uncached(token)
+
+    def verify_uncached(self, token: str) -> Identity:
+        """
+        Verify `token` in full and remember it; for callers that tried the cache.
+
+        Raises the errors of `verify`.
+        """
+        core = self._core
         parsed = core.parse(token)
         key = self.keys.cached(parsed.kid) or self.keys.get_key(parsed.kid)
 
-        return core.finish(cache_key, parsed, key)
+        return core.finish(core.cache_key(token), parsed, key)
 
     def prefetch(self) -> bool:
         """Fetch the key set now; answers False (and logs) when it fails."""
