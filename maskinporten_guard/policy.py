@@ -275,11 +275,13 @@ class Policy:
         )
         self.fail_closed = default is None
         self.allow_preflight = allow_preflight
+        # What `match` runs per request, unpacked once.
+        self._table = tuple((r.methods, r.regex.match, r) for r in self.rules)
 
     def match(self, method: str, path: str) -> Rule:
         """The rule for a request: the first that matches, else the default."""
-        for rule in self.rules:
-            if rule.matches(method, path):
+        for methods, matches, rule in self._table:
+            if (methods is None or method in methods) and matches(path) is not None:
                 return rule
 
         return self.default

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
-from cachetools import LRUCache
 from jwt.algorithms import RSAAlgorithm
 
 from . import _fork
@@ -96,10 +95,12 @@ class _Core:
         self.settings = settings
         self.clock = clock
         self._algorithms = frozenset(settings.algorithms)
-        self._cache: LRUCache[CacheKey, Identity] | None = (
-            LRUCache(settings.token_cache_size) if settings.token_cache_size else None
+        # A dict in insertion order: the oldest admitted token leaves first.
+        # Reads take no lock (a dict lookup is atomic); writes do.
+        self._cache: dict[CacheKey, Identity] | None = (
+            {} if settings.token_cache_size else None
         )
-        # cachetools caches reorder entries on read, so every access is locked.
+        self._capacity = settings.token_cache_size
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -131,19 +132,25 @@ class _Core:
         return hash(token), token[-32:]
 
     def remembered(self, key: CacheKey) -> Identity | None:
-        """The cached identity for a token, if it is still within its `exp`."""
-        if self._cache is None:
+        """
+        The cached identity for a token, if it is still within its `exp`.
+
+        The hit and miss counters are not locked: under threads they may
+        undercount a little, which only blurs statistics.
+        """
+        cache = self._cache
+        if cache is None:
             return None
-        with self._lock:
-            identity = self._cache.get(key)
-            if identity is None:
-                self.misses += 1
-                return None
-            if identity.expires_at <= self.clock() - self.settings.leeway:
-                del self._cache[key]
-                self.misses += 1
-                return None
-            self.hits += 1
+        identity = cache.get(key)
+        if identity is None:
+            self.misses += 1
+            return None
+        if identity.expires_at <= self.clock() - self.settings.leeway:
+            with self._lock:
+                cache.pop(key, None)
+            self.misses += 1
+            return None
+        self.hits += 1
 
         return identity
 
@@ -182,10 +189,13 @@ class _Core:
         identity = read_identity(
             parsed.claims, self.settings, self.clock(), kid=parsed.kid
         )
-        if self._cache is not None:
+        cache = self._cache
+        if cache is not None:
             with self._lock:
                 if self._admits():
-                    self._cache[cache_key] = identity
+                    if len(cache) >= self._capacity:
+                        del cache[next(iter(cache))]
+                    cache[cache_key] = identity
 
         return identity
 
