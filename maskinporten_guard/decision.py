@@ -400,10 +400,11 @@ class Guard(_GuardBase):
         """
         Decide one request if that needs no waiting, else say what is pending.
 
-        The same as `check`, split for hot paths: public routes, refusals
-        before verification and tokens verified before are decided here,
-        without a coroutine; anything else comes back as a `Pending` to pass
-        to `settle`. The arguments are those of `check`.
+        The same as `check`, split for hot paths: everything that needs no
+        key fetch (public routes, refusals, tokens verified before, new tokens
+        signed with a key at hand) is decided here, without a coroutine; a
+        token whose key must be fetched comes back as a `Pending` to pass to
+        `settle`. The arguments are those of `check`.
         """
         core = self._core
         begun = core.begin(method, path, authorization, query_string, preflight)
@@ -411,11 +412,18 @@ class Guard(_GuardBase):
             return core.finish(begun, method)
 
         rule, token = begun
-        identity = self.verifier.verify_cached(token)
+        verifier = self.verifier
+        identity = verifier.verify_cached(token)
+        if identity is not None:
+            return core.finish(core.conclude(rule, identity, remember=True), method)
+        try:
+            identity = verifier.verify_at_hand(token)
+        except AuthError as exc:
+            return core.finish(core.refuse(rule, exc), method)
         if identity is None:
             return Pending(method, rule, token)
 
-        return core.finish(core.conclude(rule, identity, remember=True), method)
+        return core.finish(core.conclude(rule, identity), method)
 
     async def settle(self, pending: Pending) -> Decision:
         """Verify a pending request's token and decide it."""
