@@ -326,8 +326,8 @@ def main() -> int:
         print(f"| {variant} | {rps:,.0f} | {latency} | {errors} |")
     reused = results["reused"][0] / results["bare"][0]
     fresh = results["fresh"][0] / results["naive"][0]
-    print(f"\nreused / bare = {reused:.0%} (target >= 90 %)")
-    print(f"fresh / naive = {fresh:.2f} x (target >= 1.3 x)")
+    print(f"\nreused / bare = {reused:.1%} (target >= 90 %)")
+    print(f"fresh / naive = {fresh:.3f} x (target >= 1.3 x)")
     print(json.dumps({k: v[0] for k, v in results.items()}))
 
     return 0
