@@ -214,8 +214,9 @@ def _bounds() -> list[str]:
     cache = Settings.custom("https://test.maskinporten.no/").token_cache_size
 
     return [
-        f"- verified-token cache: {cache:,} tokens (`token_cache_size`, LRU); "
-        "fresh tokens evict old ones, so it stays at that size;",
+        f"- verified-token cache: {cache:,} tokens (`token_cache_size`, oldest "
+        "admitted leaves first; while it thrashes only one new token in 8 is "
+        "admitted), so it stays at that size;",
         "- key cache: the issuer's published key set (one key here), plus at "
         "most 1 024 unknown `kid`s remembered as negative answers;",
         "- `is_valid_orgno` answers: an LRU of 4 096 (more consumers than that "
