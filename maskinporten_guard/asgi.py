@@ -27,7 +27,7 @@ from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedU
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .clock import Clock, system_clock
-from .decision import Decision, Guard
+from .decision import Decision, Guard, policy_argument
 from .errors import ConfigurationError
 from .identity import Identity
 from .metrics import Metrics
@@ -205,17 +205,14 @@ class MaskinportenMiddleware:
         metrics: Metrics | None = None,
     ) -> None:
         self.app = app
-        if rules is not None and policy is not None:
-            raise ConfigurationError("pass rules or policy to the middleware, not both")
-        if guard is not None:
-            if rules is not None or policy is not None or settings is not None:
-                raise ConfigurationError(
-                    "a guard brings its own policy and settings; pass either guard "
-                    "or rules/policy/settings to the middleware"
-                )
-        else:
-            if rules is not None:
-                policy = Policy(rules, allow_preflight=allow_preflight)
+        policy = policy_argument(
+            guard=guard,
+            rules=rules,
+            policy=policy,
+            settings=settings,
+            allow_preflight=allow_preflight,
+        )
+        if guard is None:
             guard = Guard(
                 policy,
                 settings,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .clock import Clock, system_clock
-from .errors import AuthError, InvalidRequest, MissingToken
+from .errors import AuthError, ConfigurationError, InvalidRequest, MissingToken
 from .extract import extract_bearer
 from .identity import Identity
 from .metrics import Metrics
@@ -28,7 +28,7 @@ from .responses import ErrorResponse, error_response
 from .settings import Settings
 from .verifier import AsyncKeys, SyncKeys, SyncVerifier, Verifier
 
-__all__ = ["Decision", "Guard", "Pending", "SyncGuard"]
+__all__ = ["Decision", "Guard", "Pending", "SyncGuard", "policy_argument"]
 
 logger = logging.getLogger("maskinporten_guard.decision")
 
@@ -77,6 +77,38 @@ class Pending:
     method: str
     rule: Rule
     token: str = field(repr=False)
+
+
+def policy_argument(
+    *,
+    guard: object | None,
+    rules: Sequence[Rule] | None,
+    policy: Policy | None,
+    settings: Settings | None,
+    allow_preflight: bool = False,
+) -> Policy | None:
+    """
+    Check how an adapter was configured and answer the policy to build with.
+
+    An adapter takes a ready guard, or rules (or a policy) with settings to
+    build one; never both, and never rules and a policy together.
+
+    Raises:
+        ConfigurationError: the arguments contradict each other.
+    """
+    if rules is not None and policy is not None:
+        raise ConfigurationError("pass rules= or policy=, not both")
+    if guard is not None and (
+        rules is not None or policy is not None or settings is not None
+    ):
+        raise ConfigurationError(
+            "pass either guard= or rules/policy/settings, not both: a ready "
+            "guard already holds its policy and settings"
+        )
+    if rules is not None:
+        return Policy(rules, allow_preflight=allow_preflight)
+
+    return policy
 
 
 def _as_policy(policy: Policy | Sequence[Rule] | None) -> Policy:

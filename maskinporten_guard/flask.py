@@ -42,8 +42,8 @@ from werkzeug.exceptions import (
 )
 from werkzeug.wrappers import Response
 
-from .decision import Decision, SyncGuard
-from .errors import AuthError, ConfigurationError
+from .decision import Decision, SyncGuard, policy_argument
+from .errors import AuthError
 from .extract import extract_bearer
 from .identity import Identity
 from .policy import Conditions, Policy, Requirement, Rule, require
@@ -202,18 +202,11 @@ class Maskinporten:
         prefetch: bool = True,
         middleware: bool | None = None,
     ) -> None:
-        if guard is not None and (
-            settings is not None or rules is not None or policy is not None
-        ):
-            raise ConfigurationError(
-                "pass guard= or settings/rules/policy, not both: a ready guard "
-                "already holds its settings and policy"
-            )
-        if rules is not None and policy is not None:
-            raise ConfigurationError("pass rules= or policy=, not both")
+        self._policy = policy_argument(
+            guard=guard, rules=rules, policy=policy, settings=settings
+        )
         self._settings = settings
         self._guard = guard
-        self._policy = policy if policy is not None else rules
         self._recorder = recorder
         self._realm = realm
         self._expose = expose_descriptions

@@ -46,8 +46,7 @@ from typing import TYPE_CHECKING
 
 from . import _fork
 from .clock import Clock, system_clock
-from .decision import Decision, SyncGuard
-from .errors import ConfigurationError
+from .decision import Decision, SyncGuard, policy_argument
 from .identity import Identity
 from .policy import Policy, Rule
 from .record import Recorder
@@ -173,18 +172,12 @@ class MaskinportenWSGIMiddleware:
         prefetch: bool = True,
         clock: Clock = system_clock,
     ) -> None:
-        if guard is not None and (
-            rules is not None or policy is not None or settings is not None
-        ):
-            raise ConfigurationError(
-                "pass either guard= or rules/policy/settings, not both: a ready "
-                "guard already holds its policy and settings"
-            )
-        if rules is not None and policy is not None:
-            raise ConfigurationError("pass rules= or policy=, not both")
+        policy = policy_argument(
+            guard=guard, rules=rules, policy=policy, settings=settings
+        )
         if guard is None:
             guard = SyncGuard(
-                policy if policy is not None else rules,
+                policy,
                 settings,
                 realm=realm,
                 expose_descriptions=expose_descriptions,
