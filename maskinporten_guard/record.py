@@ -52,6 +52,8 @@ class Recorder:
         self.ledger = ledger
         self.metrics = metrics or NullMetrics()
         self.clock = clock
+        # Counting into NullMetrics is a call per request for nothing.
+        self._counts_decisions = not isinstance(self.metrics, NullMetrics)
 
     @classmethod
     def from_env(
@@ -94,9 +96,12 @@ class Recorder:
     def _record(self, decision: Decision, method: str) -> None:
         identity = decision.identity
         reason = decision.reason
-        self.metrics.increment(
-            "decisions", outcome="allow" if decision.allowed else "deny", reason=reason
-        )
+        if self._counts_decisions:
+            self.metrics.increment(
+                "decisions",
+                outcome="allow" if decision.allowed else "deny",
+                reason=reason,
+            )
 
         ledger = self.ledger
         if ledger is not None and identity is not None:
