@@ -259,20 +259,26 @@ class GrantLedger:
             usage, self._usage = self._usage, {}
             refusals, self._refusals = self._refusals, {}
 
+        dates: dict[int, date] = {}
+
+        def as_date(day: int) -> date:
+            known = dates.get(day)
+            if known is None:
+                known = dates[day] = _EPOCH + timedelta(days=day)
+            return known
+
         return Batch(
             uuid.uuid4().hex,
             {
-                UsageKey(
-                    scope, consumer, supplier, _EPOCH + timedelta(days=day)
-                ): Usage(int(count), first, last)
+                UsageKey(scope, consumer, supplier, as_date(day)): Usage(
+                    int(count), first, last
+                )
                 for (scope, consumer, supplier, day), (count, first, last) in (
                     usage.items()
                 )
             },
             {
-                RefusalKey(
-                    reason, consumer, supplier, scope, _EPOCH + timedelta(days=day)
-                ): count
+                RefusalKey(reason, consumer, supplier, scope, as_date(day)): count
                 for (reason, consumer, supplier, scope, day), count in refusals.items()
             },
         )

@@ -5,10 +5,10 @@ The values a grant store keeps, and the interface every store implements.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -19,6 +19,7 @@ __all__ = [
     "Usage",
     "UsageKey",
     "UsageRow",
+    "batch_rows",
     "storable",
 ]
 
@@ -29,8 +30,10 @@ MAX_TEXT = 512
 """The longest text kept whole; longer values are cut and tagged with a hash."""
 
 
-@dataclass(frozen=True, slots=True)
-class UsageKey:
+# The three keys and counts below are named tuples, not dataclasses: a flush
+# builds one of each per distinct key (10 000 and more), and tuples cost a
+# fraction to build and to hash.
+class UsageKey(NamedTuple):
     """
     What one allowed request counts against.
 
@@ -47,8 +50,7 @@ class UsageKey:
     day: date
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """
     Requests counted against one `UsageKey`, with the first and last seen.
 
@@ -63,8 +65,7 @@ class Usage:
     last_seen: float
 
 
-@dataclass(frozen=True, slots=True)
-class RefusalKey:
+class RefusalKey(NamedTuple):
     """
     What one refusal of a verified consumer counts against.
 
@@ -196,3 +197,63 @@ def storable(text: str) -> str:
         escaped = f"{escaped[: MAX_TEXT - 20]}...#{digest[:16]}"
 
     return escaped
+
+
+def batch_rows(
+    batch: Batch, day: Callable[[date], Any]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """
+    A batch as parameter rows for the SQL stores: usage rows, refusal rows.
+
+    Usage rows are (scope, consumer, supplier, day, requests, first_seen,
+    last_seen); refusal rows (reason, consumer, supplier, scope, day, count).
+    Text goes through `storable`, once per distinct value: the same few
+    scopes and consumers fill thousands of rows. A missing supplier or scope
+    is stored as the empty string, so it can be part of a unique key.
+
+    Args:
+        batch: the counts to write.
+        day: how the store wants a date (a `date`, or ISO text for SQLite).
+    """
+    seen: dict[str, str] = {}
+
+    def text(value: str | None) -> str:
+        value = value or ""
+        known = seen.get(value)
+        if known is None:
+            known = seen[value] = storable(value)
+        return known
+
+    days: dict[date, Any] = {}
+
+    def when(value: date) -> Any:
+        known = days.get(value)
+        if known is None:
+            known = days[value] = day(value)
+        return known
+
+    usage = [
+        (
+            text(key.scope),
+            text(key.consumer),
+            text(key.supplier),
+            when(key.day),
+            count.requests,
+            count.first_seen,
+            count.last_seen,
+        )
+        for key, count in batch.usage.items()
+    ]
+    refusals = [
+        (
+            text(key.reason),
+            text(key.consumer),
+            text(key.supplier),
+            text(key.scope),
+            when(key.day),
+            count,
+        )
+        for key, count in batch.refusals.items()
+    ]
+
+    return usage, refusals

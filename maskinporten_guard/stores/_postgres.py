@@ -21,13 +21,19 @@ from ._model import (
     Usage,
     UsageKey,
     UsageRow,
-    storable,
+    batch_rows,
 )
 
 if TYPE_CHECKING:
     from psycopg import sql
 
 __all__ = ["PostgresStore"]
+
+
+def _as_is(day: date) -> date:
+    # psycopg adapts dates itself.
+    return day
+
 
 logger = logging.getLogger("maskinporten_guard.stores")
 
@@ -178,29 +184,7 @@ class PostgresStore:
         """Add `batch` in one transaction unless its id was written before."""
         if not self._checked:
             self.ensure_schema()
-        usage = [
-            (
-                storable(key.scope),
-                storable(key.consumer),
-                storable(key.supplier or ""),
-                key.day,
-                count.requests,
-                count.first_seen,
-                count.last_seen,
-            )
-            for key, count in batch.usage.items()
-        ]
-        refusals = [
-            (
-                storable(key.reason),
-                storable(key.consumer),
-                storable(key.supplier or ""),
-                storable(key.scope or ""),
-                key.day,
-                count,
-            )
-            for key, count in batch.refusals.items()
-        ]
+        usage, refusals = batch_rows(batch, _as_is)
         try:
             with self._pool.connection() as conn, conn.transaction():
                 cursor = conn.execute(

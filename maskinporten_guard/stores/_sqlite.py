@@ -27,7 +27,7 @@ from ._model import (
     Usage,
     UsageKey,
     UsageRow,
-    storable,
+    batch_rows,
 )
 
 __all__ = ["SqliteStore"]
@@ -162,29 +162,7 @@ class SqliteStore:
         if not self._checked:
             self.ensure_schema()
         now = time.time()
-        usage = [
-            (
-                storable(key.scope),
-                storable(key.consumer),
-                storable(key.supplier or ""),
-                key.day.isoformat(),
-                count.requests,
-                count.first_seen,
-                count.last_seen,
-            )
-            for key, count in batch.usage.items()
-        ]
-        refusals = [
-            (
-                storable(key.reason),
-                storable(key.consumer),
-                storable(key.supplier or ""),
-                storable(key.scope or ""),
-                key.day.isoformat(),
-                count,
-            )
-            for key, count in batch.refusals.items()
-        ]
+        usage, refusals = batch_rows(batch, date.isoformat)
         try:
             with self._transaction() as cursor:
                 cursor.execute(
