@@ -183,13 +183,14 @@ def test_jwks_fault_during_traffic(adapter: str, fault: str) -> None:
         assert set(steady.during("recovered")) == {200}
 
 
-def test_rotation_during_traffic() -> None:
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_rotation_during_traffic(adapter: str) -> None:
     """A rotated key is fetched once on first sight; a withdrawn one stops passing."""
     clock = ManualClock(NOW)
     fake = FakeMaskinporten(clock=clock)
     with (
         IssuerServer(fake) as issuer,
-        serve_guarded("asgi", POLICY, _settings(issuer), clock) as url,
+        serve_guarded(adapter, POLICY, _settings(issuer), clock) as url,
         traffic(url, fake) as steady,
         httpx.Client(base_url=url, timeout=WAIT) as client,
     ):
