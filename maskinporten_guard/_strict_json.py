@@ -58,12 +58,7 @@ def parse_object(data: bytes) -> dict[str, Any]:
         StrictJSONError: the document breaks one of the rules above.
     """
     try:
-        text = data.decode("utf-8")
-        # raw_decode skips no white space: tokens and key sets carry none
-        # around their object, and a document must end where the object does.
-        value, end = _decoder.raw_decode(text)
-        if end != len(text):
-            raise ValueError("data after the JSON value")
+        value = _decoder.decode(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise StrictJSONError("is not UTF-8") from None
     except _DuplicateMember:
