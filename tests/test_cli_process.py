@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import subprocess
@@ -38,8 +39,11 @@ def read_lines(
 
     def pump() -> None:
         assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
+        # The fixture closes the stream at teardown, possibly while this
+        # thread still reads it; that ends the pumping, it is not an error.
+        with contextlib.suppress(ValueError, OSError):
+            for line in process.stdout:
+                lines.put(line)
 
     threading.Thread(target=pump, daemon=True).start()
     try:
