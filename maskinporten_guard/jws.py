@@ -23,6 +23,8 @@ else, in one pass and before the cryptography runs:
 from __future__ import annotations
 
 import binascii
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from ._strict_json import StrictJSONError, parse_object
@@ -47,7 +49,7 @@ _MAX_KID = 256
 class ParsedToken(NamedTuple):
     """A compact JWS taken apart and checked for shape, not yet for trust."""
 
-    header: dict[str, Any]
+    header: Mapping[str, Any]
     claims: dict[str, Any]
     signing_input: bytes
     signature: bytes
@@ -74,7 +76,7 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
 
 
 class _Header(NamedTuple):
-    fields: dict[str, Any]
+    fields: Mapping[str, Any]
     alg: str
     kid: str
 
@@ -109,7 +111,8 @@ def _read_header(part: bytes, algorithms: frozenset[str]) -> _Header:
     if typ is not None and typ not in _ACCEPTED_TYP:
         raise MalformedToken("the token's typ is not an access token type")
 
-    result = _Header(header, alg, kid)
+    # Read-only, because one header serves every token that repeats it.
+    result = _Header(MappingProxyType(header), alg, kid)
     if len(_headers) >= _MAX_HEADERS:
         _headers.clear()
     _headers[(part, algorithms)] = result
@@ -153,5 +156,5 @@ def parse_compact(
     signing_input = raw[: len(head_part) + 1 + len(body_part)]
 
     return ParsedToken(
-        dict(header.fields), claims, signing_input, signature, header.alg, header.kid
+        header.fields, claims, signing_input, signature, header.alg, header.kid
     )

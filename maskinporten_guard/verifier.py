@@ -22,7 +22,7 @@ import httpx
 from jwt.algorithms import RSAAlgorithm
 
 from . import _fork
-from .claims import read_identity
+from .claims import IdentityReader
 from .clock import Clock, system_clock
 from .errors import InvalidSignature, MalformedToken, UnsupportedAlgorithm
 from .identity import Identity
@@ -95,6 +95,7 @@ class _Core:
         self.settings = settings
         self.clock = clock
         self._algorithms = frozenset(settings.algorithms)
+        self._reader = IdentityReader(settings)
         # A dict in insertion order: the oldest admitted token leaves first.
         # Reads take no lock (a dict lookup is atomic); writes do.
         self._cache: dict[CacheKey, Identity] | None = (
@@ -186,9 +187,7 @@ class _Core:
         ):
             raise InvalidSignature("the token's signature does not verify")
 
-        identity = read_identity(
-            parsed.claims, self.settings, self.clock(), kid=parsed.kid
-        )
+        identity = self._reader.read(parsed.claims, self.clock(), parsed.kid)
         cache = self._cache
         if cache is not None:
             with self._lock:

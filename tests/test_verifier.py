@@ -19,6 +19,7 @@ from maskinporten_guard import (
     UnknownKey,
     UnsupportedAlgorithm,
 )
+from maskinporten_guard.claims import IdentityReader, read_identity
 from maskinporten_guard.errors import AuthError
 from maskinporten_guard.testing import (
     OMIT,
@@ -573,6 +574,98 @@ def test_verified_identity_has_every_field(
     assert Identity(**{n: getattr(identity, n) for n in names}) == identity
     with pytest.raises(dataclasses.FrozenInstanceError):
         identity.jti = "changed"  # type: ignore[misc]
+
+
+READER_PAYLOADS = [
+    pytest.param({}, id="plain"),
+    pytest.param({"supplier": WRITER}, id="delegated"),
+    pytest.param({"system_user": "313367002"}, id="system-user"),
+    pytest.param({"audience": ["https://api.example.no", "unspecified"]}, id="aud"),
+    pytest.param({"pid": "01017012345"}, id="pid"),
+    pytest.param({"extra": {"nbf": NOW - 5}}, id="nbf"),
+    pytest.param({"extra": {"big": 10**30}}, id="int-beyond-64-bits"),
+]
+
+
+@pytest.mark.parametrize("options", READER_PAYLOADS)
+def test_reader_answers_as_read_identity(
+    fake: FakeMaskinporten, clock: ManualClock, options: dict[str, Any]
+) -> None:
+    """Remembered or not, the reader builds the identity read_identity builds."""
+    settings = Settings.custom(fake.issuer, jwks_uri=fake.jwks_uri)
+    reader = IdentityReader(settings)
+    first = fake.claims("demo:x", **options)
+    clock.advance(30)
+    second = fake.claims("demo:x", **options)
+
+    for claims in (first, second, first):
+        identity = reader.read(claims, clock(), "k1")
+        expected = read_identity(claims, settings, clock(), kid="k1")
+        assert identity == expected
+        assert vars(identity) == vars(expected)
+    assert reader.read(second, clock(), "k1").jti == second["jti"]
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        pytest.param({"exp": NOW - 60, "iat": NOW - 180}, TokenExpired, id="expired"),
+        pytest.param({"iat": NOW + 600, "exp": NOW + 700}, InvalidClaim, id="iat"),
+        pytest.param({"nbf": NOW + 600}, InvalidClaim, id="nbf"),
+        pytest.param({"jti": 7}, InvalidClaim, id="jti"),
+        pytest.param({"exp": "1760000120"}, InvalidClaim, id="exp-text"),
+    ],
+)
+def test_reader_checks_varying_claims_of_a_known_client(
+    fake: FakeMaskinporten, clock: ManualClock, change: dict[str, Any], error: type
+) -> None:
+    """A client seen before still has its times and jti checked, token by token."""
+    reader = IdentityReader(Settings.custom(fake.issuer, jwks_uri=fake.jwks_uri))
+    reader.read(fake.claims("demo:x"), clock(), "k1")
+
+    with pytest.raises(error):
+        reader.read(fake.claims("demo:x", extra=change), clock(), "k1")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"scope": "demo:y"}, id="scope"),
+        pytest.param({"consumer": org("314240979")}, id="consumer"),
+        pytest.param({"supplier": org(WRITER)}, id="supplier"),
+        pytest.param({"client_amr": "virksomhetssertifikat"}, id="client-amr"),
+    ],
+)
+def test_reader_tells_clients_apart(
+    fake: FakeMaskinporten, clock: ManualClock, change: dict[str, Any]
+) -> None:
+    """A payload that differs outside exp, iat, nbf and jti is read anew."""
+    settings = Settings.custom(fake.issuer, jwks_uri=fake.jwks_uri)
+    reader = IdentityReader(settings)
+    reader.read(fake.claims("demo:x"), clock(), "k1")
+    claims = fake.claims("demo:x", extra=change)
+
+    assert reader.read(claims, clock(), "k1") == read_identity(
+        claims, settings, clock(), kid="k1"
+    )
+
+
+def test_reader_remembers_only_what_passed(
+    fake: FakeMaskinporten, clock: ManualClock
+) -> None:
+    """A refused payload is refused again, and the table stays bounded."""
+    reader = IdentityReader(
+        Settings.custom(fake.issuer, jwks_uri=fake.jwks_uri, allowed_consumers=[WRITER])
+    )
+    outsider = fake.claims("demo:x", "314240979")
+
+    for _ in range(2):
+        with pytest.raises(ConsumerNotAllowed):
+            reader.read(outsider, clock(), "k1")
+    for n in range(5000):
+        reader.read(fake.claims(f"demo:x{n}", WRITER), clock(), "k1")
+
+    assert 0 < len(reader._seen) <= 4096
 
 
 def test_cache_admits_every_token_in_normal_use(

@@ -203,7 +203,7 @@ def inspect_token(
     report = Inspection(header, claims, settings.issuer)
     parsed = _check_format(token, settings, report)
     if parsed is not None:
-        report.header, report.claims = parsed.header, parsed.claims
+        report.header, report.claims = dict(parsed.header), parsed.claims
         _check_kid(parsed, keys, report)
 
     verifier = SyncVerifier(settings, keys, clock=lambda: now)

@@ -238,14 +238,17 @@ class FakeMaskinporten:
             consumer: the consumer orgno.
             supplier: a supplier orgno; adds `delegation_source` too.
             delegation_source: override the Altinn URL of a delegation.
-            system_user: the customer orgno of an Altinn system user token.
+            system_user: the customer orgno of an Altinn system user token; its
+                `systemuser_id` stays the same for one system and customer.
             system_id: the vendor system id for a system user token.
             audience: the `aud` claim, when the token is audience-restricted.
             pid: an 11-digit national id, for pid-restricted tokens.
             lifetime: seconds from `iat` to `exp`.
             issued_at: `iat`; defaults to the clock's time.
             client_amr: how the client authenticated.
-            client_id: the client id; a UUID by default.
+            client_id: the client id; by default a UUID that stays the same
+                for one organisation (the supplier when delegated), as a
+                client's tokens all carry its id.
             jti: the token id; random by default.
             extra: claims to add or override; `OMIT` removes one.
         """
@@ -257,7 +260,7 @@ class FakeMaskinporten:
                 {
                     "type": "urn:altinn:systemuser",
                     "systemuser_org": org(system_user),
-                    "systemuser_id": [str(uuid.uuid4())],
+                    "systemuser_id": [_stable_id(system_id, system_user)],
                     "system_id": system_id,
                 }
             ]
@@ -269,7 +272,7 @@ class FakeMaskinporten:
                 "token_type": "Bearer",
                 "exp": int(now + lifetime),
                 "iat": now,
-                "client_id": client_id or str(uuid.uuid4()),
+                "client_id": client_id or _stable_id(self.issuer, supplier or consumer),
                 "jti": jti or b64url(secrets.token_bytes(32)),
                 "consumer": org(consumer),
             }
@@ -335,6 +338,11 @@ class FakeMaskinporten:
         )
 
         return f"{signing_input}.{b64url(signature)}"
+
+
+def _stable_id(*names: str) -> str:
+    """A UUID that names always give again, like a registered client's id."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(names)))
 
 
 def _dumps(value: Any) -> bytes:
