@@ -122,3 +122,29 @@ def test_any_document_gets_the_standard_librarys_verdict(
     data = _render(("object", members), compact, ascii_only).encode()
 
     assert _verdict(parse_object, data) == _verdict(_parse_with_stdlib, data)
+
+
+# The system-user example of MASKINPORTEN.md, compact, as Maskinporten writes it.
+MASKINPORTEN_PAYLOAD = (
+    b'{"authorization_details":[{"type":"urn:altinn:systemuser",'
+    b'"systemuser_org":{"authority":"iso6523-actorid-upis","ID":"0192:313367002"},'
+    b'"systemuser_id":["33a0911a-5459-456f-bc57-3d37ef9a016c"],'
+    b'"system_id":"974761076_skatt_demo_system"}],'
+    b'"scope":"skatteetaten:innrapporteringboligselskap",'
+    b'"iss":"https://test.maskinporten.no/","client_amr":"virksomhetssertifikat",'
+    b'"token_type":"Bearer","exp":1740737667,"iat":1740737547,'
+    b'"client_id":"e6c868ef-d9d6-4847-ba25-409bbd040540",'
+    b'"jti":"6vc-gdzU3lC7XkBlR9WLxsyB8QKBwBk_FhwmdsL_6BE",'
+    b'"consumer":{"authority":"iso6523-actorid-upis","ID":"0192:974761076"}}'
+)
+
+
+def test_maskinporten_payload_needs_no_stdlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A payload as Maskinporten writes it is answered by orjson alone."""
+
+    def refuse(data: bytes) -> dict[str, Any]:
+        raise AssertionError("the stdlib parser was asked")
+
+    monkeypatch.setattr("maskinporten_guard._strict_json._parse_with_stdlib", refuse)
+
+    assert parse_object(MASKINPORTEN_PAYLOAD)["consumer"]["ID"] == "0192:974761076"
