@@ -97,19 +97,23 @@ def check_times(
     """`exp` in the future, `iat` not in the future, `nbf` passed; with leeway."""
     expires_at = claims.get("exp")
     issued_at = claims.get("iat")
-    # Maskinporten writes both as integers, iat before exp: that shape needs
-    # no more than this test; any other goes through the checks one by one.
-    if not (
+    # Maskinporten writes both as integers, iat before exp, and no nbf: for
+    # such a token within its times, these two tests are every check below.
+    if (
         type(expires_at) is int
         and type(issued_at) is int
         and 0 <= issued_at < expires_at < _MAX_TIME
+        and "nbf" not in claims
     ):
-        expires_at = _required_time(claims, "exp")
-        issued_at = _required_time(claims, "iat")
-    not_before = claims.get("nbf")
-    if not_before is not None:
-        not_before = _time(claims, "nbf")
+        # Exact as floats below 2**53, and float comparisons are the cheap ones.
+        exp = float(expires_at)
+        iat = float(issued_at)
+        if now - leeway < exp and iat <= now + leeway:
+            return iat, exp
 
+    expires_at = _required_time(claims, "exp")
+    issued_at = _required_time(claims, "iat")
+    not_before = _time(claims, "nbf")
     if expires_at <= now - leeway:
         raise TokenExpired("the token has expired")
     if issued_at > now + leeway:
@@ -119,7 +123,7 @@ def check_times(
     if not_before is not None and not_before > now + leeway:
         raise InvalidClaim("nbf", "the token is not valid yet (nbf)")
 
-    return float(issued_at), float(expires_at)
+    return issued_at, expires_at
 
 
 def check_token_type(claims: Mapping[str, Any]) -> None:
@@ -373,7 +377,10 @@ def _identity(
 ) -> Identity:
     """Check the claims in `_VARYING` and build the identity, filling `fields`."""
     fields["issued_at"], fields["expires_at"] = check_times(claims, now, leeway)
-    fields["jti"] = _text(claims, "jti")
+    jti = claims.get("jti")
+    if type(jti) is not str or not 0 < len(jti) <= _MAX_TEXT:
+        jti = _text(claims, "jti")
+    fields["jti"] = jti
     fields["kid"] = kid
     fields["claims"] = MappingProxyType(claims)
 
@@ -426,8 +433,8 @@ class IdentityReader:
 
         fields = self._seen.get(key)
         if fields is None:
-            fields = _remember(
-                self._seen, key, _repeating_fields(claims, self.settings)
-            )
+            fields = _repeating_fields(claims, self.settings)
+            # Kept as a copy: the bytes orjson answers hold about 4 KiB each.
+            _remember(self._seen, bytes(memoryview(key)), fields)
 
         return _identity(fields.copy(), claims, now, self._leeway, kid)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tracemalloc
 from typing import Any
 
 import anyio
@@ -200,6 +201,8 @@ CLAIM_CASES = [
         id="consumer-id-number",
     ),
     pytest.param({"supplier": {"ID": "0192:991825827"}}, "supplier", id="supplier-bad"),
+    pytest.param({"iat": 10**400}, "iat", id="iat-beyond-floats"),
+    pytest.param({"exp": 10**400}, "exp", id="exp-beyond-floats"),
     pytest.param({"client_id": OMIT}, "client_id", id="client-id-missing"),
     pytest.param({"client_id": 7}, "client_id", id="client-id-number"),
     pytest.param({"jti": OMIT}, "jti", id="jti-missing"),
@@ -666,6 +669,26 @@ def test_reader_remembers_only_what_passed(
         reader.read(fake.claims(f"demo:x{n}", WRITER), clock(), "k1")
 
     assert 0 < len(reader._seen) <= 4096
+
+
+def test_reader_table_costs_about_a_kibibyte_per_client(
+    fake: FakeMaskinporten, clock: ManualClock
+) -> None:
+    """What the reader keeps per client stays small (orjson's bytes do not)."""
+    reader = IdentityReader(Settings.custom(fake.issuer, jwks_uri=fake.jwks_uri))
+    payloads = [fake.claims(f"demo:x{n}") for n in range(500)]
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for claims in payloads:
+            reader.read(claims, clock(), "k1")
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+    assert len(reader._seen) == 500
+    assert grown / 500 < 2048
 
 
 def test_cache_admits_every_token_in_normal_use(
