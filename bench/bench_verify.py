@@ -13,7 +13,9 @@ Every row verifies the same production-shaped RS256 token (2048-bit key):
   of them with their own jti, iat and signature taken in turn: how a
   verifier sees a client that renews its token;
 - guard uncached, new client: the same, with the claims of the client's
-  first token checked one by one (the reader forgets between calls);
+  first token checked one by one: the tables that remember what a check made
+  of a client's values (the reader's, the scopes', the organisation ids') are
+  emptied before each call. The header is the issuer's and stays remembered;
 - guard uncached, escaped payload: a payload whose JSON puts a backslash
   before every "/", as some JOSE libraries write it, so orjson's answer
   cannot be taken and the standard library parses it;
@@ -34,6 +36,7 @@ import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from maskinporten_guard import claims
 from maskinporten_guard.clock import ManualClock
 from maskinporten_guard.keys import VerificationKey
 from maskinporten_guard.settings import Settings
@@ -168,10 +171,15 @@ def main() -> None:
     forgetful = SyncVerifier(
         settings.with_options(token_cache_size=0), _Keys(key), clock=clock
     )
-    remembered = forgetful._core._reader._seen
+    remembered = (
+        forgetful._core._reader._seen,
+        claims._scopes_seen,
+        claims._orgs_seen,
+    )
 
     def new_client() -> None:
-        remembered.clear()
+        for table in remembered:
+            table.clear()
         forgetful.verify(next(renewed))
 
     rows.append(("guard verify, uncached, new client", new_client))

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from maskinporten_guard.orgno import is_valid_orgno
 
@@ -27,3 +29,22 @@ from maskinporten_guard.orgno import is_valid_orgno
 def test_orgno_check_digit(value: str, valid: bool) -> None:
     """Only nine ASCII digits with a correct mod-11 check digit are valid."""
     assert is_valid_orgno(value) is valid
+
+
+def _check_digit(prefix: str) -> int | None:
+    """The check digit as Brønnøysundregistrene define it; None for remainder 1."""
+    weighted = sum(
+        int(d) * w for d, w in zip(prefix, (3, 2, 7, 6, 5, 4, 3, 2), strict=True)
+    )
+    check = 11 - weighted % 11
+
+    return {11: 0, 10: None}.get(check, check)
+
+
+@given(st.text(alphabet="0123456789", min_size=8, max_size=8))
+def test_orgno_agrees_with_the_definition(prefix: str) -> None:
+    """For any eight digits, only the defined check digit completes an orgno."""
+    expected = _check_digit(prefix)
+    valid = [d for d in range(10) if is_valid_orgno(f"{prefix}{d}")]
+
+    assert valid == ([] if expected is None else [expected])
